@@ -1,0 +1,1 @@
+"""boards of edge_ai_lib."""

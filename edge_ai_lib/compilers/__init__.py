@@ -1,0 +1,1 @@
+"""compilers of edge_ai_lib."""

@@ -1,0 +1,48 @@
+"""One root exception for the library, with specific subclasses.
+
+Every message says what went wrong and how to fix it, so that a scenario can print it as is.
+"""
+
+
+class EdgeAIError(Exception):
+    """Root of every error raised on purpose by edge_ai_lib."""
+
+
+class ClassPathError(EdgeAIError):
+    """A dotted class path does not name a usable class."""
+
+
+class ConfigurationError(EdgeAIError):
+    """Arguments or settings are inconsistent or out of range."""
+
+
+class DatasetError(EdgeAIError):
+    """A dataset is missing, incomplete or malformed."""
+
+
+class DatasetNotFoundError(DatasetError):
+    """The dataset root does not exist or lacks the prepared files."""
+
+
+class DownloadError(DatasetError):
+    """A download failed (network, HTTP status, truncated transfer)."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """A downloaded file does not match its published checksum."""
+
+
+class ModelLoadError(EdgeAIError):
+    """A model file is missing, corrupt or of the wrong kind."""
+
+
+class ConversionError(EdgeAIError):
+    """A model conversion (export, import, compilation) failed or changed the model's numerics."""
+
+
+class NotSupportedError(EdgeAIError):
+    """The requested feature is not supported by this implementation."""
+
+
+class MeasurementsError(EdgeAIError):
+    """Results do not follow the measurements schema."""

@@ -1,0 +1,191 @@
+"""The ModelWrapper interface: a model of one framework, its I/O, training and host-side inference."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import numpy as np
+
+from edge_ai_lib.core.args import ArgumentsMixin
+from edge_ai_lib.core.dataset import Dataset
+from edge_ai_lib.core.errors import ModelLoadError
+from edge_ai_lib.core.measurements import TimingRecord
+
+
+class ModelWrapper(ArgumentsMixin):
+    """A trained (or to-be-trained) model, tied to the dataset it classifies.
+
+    Subclasses in `modelwrappers.frameworks` implement what a framework shares (saving, loading,
+    training, ONNX export, inference); classes in `modelwrappers.classification` add the architecture.
+
+    Inference is split in three so that only the model call is timed: `to_framework_input` (untimed:
+    conversion from numpy), `run_inference` (timed), `to_numpy_output` (untimed).
+
+    Parameters
+    ----------
+    model_path : Path
+        The model file: read when `from_file`, written by `save_model`.
+    dataset : Dataset
+        The dataset the model is trained on and evaluated with.
+    from_file : bool
+        Load the model from `model_path` (True) or build a fresh, untrained one (False).
+    """
+
+    arguments_title = "Model arguments"
+    default_warmup = 10
+
+    def __init__(self, model_path: Path, dataset: Dataset | None, from_file: bool = True):
+        self.model_path = Path(model_path)
+        self.dataset = dataset
+        self.from_file = from_file
+        self.model: Any = None
+        self.stored_class_names: list[str] | None = None
+        self.prepare_model()
+
+    def get_class_names(self) -> list[str]:
+        """The classes the model predicts: the dataset's, or those stored with a loaded model."""
+        if self.dataset is not None:
+            return self.dataset.get_class_names()
+        if self.stored_class_names is not None:
+            return list(self.stored_class_names)
+        raise ModelLoadError(f"{type(self).__name__} needs a dataset to know its classes: pass the dataset "
+                             "class as well")
+
+    # -- model lifecycle ---------------------------------------------------------------------------
+    def prepare_model(self) -> None:
+        if self.from_file:
+            if not self.model_path.is_file():
+                raise ModelLoadError(
+                    f"model file '{self.model_path}' does not exist: train it with "
+                    "`python -m edge_ai_lib.scenarios.model_training ...` or pass the right --model-path"
+                )
+            self.model = self.load_model(self.model_path)
+        else:
+            self.model = self.build_model()
+
+    def build_model(self) -> Any:
+        """A fresh, untrained model."""
+        raise NotImplementedError
+
+    def load_model(self, path: Path) -> Any:
+        raise NotImplementedError
+
+    def save_model(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def save_to_onnx(self, path: Path) -> None:
+        """Export to ONNX with a dynamic batch dimension (the framework's one export path)."""
+        raise NotImplementedError
+
+    def train_model(self, batch_size: int, learning_rate: float, epochs: int, logdir: Path) -> dict[str, Any]:
+        """Train on the dataset's train split, validating each epoch; returns the per-epoch history."""
+        raise NotImplementedError
+
+    # -- inference ---------------------------------------------------------------------------------
+    def preprocess_input(self, inputs: np.ndarray) -> np.ndarray:
+        """Model-specific preprocessing of dataset inputs (layout, scaling)."""
+        return inputs
+
+    def postprocess_outputs(self, outputs: np.ndarray) -> np.ndarray:
+        """Turn raw model outputs into per-class scores."""
+        return outputs
+
+    def to_framework_input(self, inputs: np.ndarray) -> Any:
+        return inputs
+
+    def run_inference(self, prepared: Any) -> Any:
+        """The model call itself, the only part that is timed."""
+        raise NotImplementedError
+
+    def to_numpy_output(self, outputs: Any) -> np.ndarray:
+        return np.asarray(outputs)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Raw model outputs for a batch of dataset inputs (no timing)."""
+        prepared = self.to_framework_input(self.preprocess_input(inputs))
+        return self.to_numpy_output(self.run_inference(prepared))
+
+    # -- metadata and bytes ------------------------------------------------------------------------
+    def get_framework_and_version(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def get_io_specification(self) -> dict[str, list[dict[str, Any]]]:
+        """{"input": [{"name", "shape", "dtype"}], "output": [...]}; -1 marks the batch dimension."""
+        raise NotImplementedError
+
+    def convert_input_to_bytes(self, inputs: np.ndarray) -> bytes:
+        spec = self.get_io_specification()["input"][0]
+        return np.ascontiguousarray(inputs, dtype=spec["dtype"]).tobytes()
+
+    def convert_output_from_bytes(self, data: bytes) -> np.ndarray:
+        spec = self.get_io_specification()["output"][0]
+        per_sample = [d for d in spec["shape"][1:]]
+        return np.frombuffer(data, dtype=spec["dtype"]).reshape([-1] + per_sample)
+
+    def describe(self) -> dict[str, Any]:
+        framework, version = self.get_framework_and_version()
+        return {
+            "wrapper": f"{type(self).__module__}.{type(self).__name__}",
+            "framework": framework,
+            "framework_version": version,
+            "path": str(self.model_path),
+            "size_bytes": self.model_path.stat().st_size if self.model_path.is_file() else 0,
+            "io_specification": self.get_io_specification(),
+        }
+
+    # -- host benchmark ----------------------------------------------------------------------------
+    def test_inference(self, split: str = "validation", warmup: int | None = None,
+                       max_samples: int | None = None, batch_size: int | None = None,
+                       progress: bool = True) -> tuple[dict[str, Any], TimingRecord]:
+        """Run the model over a split on this host, timing each model call.
+
+        The first call (cold) and `warmup` more calls run on the first batch before the measured pass,
+        so every sample of the split is evaluated exactly once in the measured pass.
+        """
+        from tqdm import tqdm
+
+        batch_size = batch_size or self.dataset.batch_size
+        warmup = self.default_warmup if warmup is None else warmup
+        timing = TimingRecord(warmup_count=warmup, batch_size=batch_size)
+        batches = self.dataset.iter_batches(split, batch_size=batch_size, max_samples=max_samples)
+        first_inputs, first_labels = next(iter(self.dataset.iter_batches(split, batch_size=batch_size)))
+        prepared_first = self.to_framework_input(self.preprocess_input(first_inputs))
+        while timing.in_warmup:
+            timing.add(_time_call(self.run_inference, prepared_first))
+
+        scores, truth = [], []
+        total = min(self.dataset.split_size(split), max_samples or self.dataset.split_size(split))
+        with tqdm(total=total, desc=f"inference ({split})", unit="sample", disable=not progress,
+                  mininterval=0.5) as bar:
+            for inputs, labels in batches:
+                prepared = self.to_framework_input(self.preprocess_input(inputs))
+                start = perf_counter()
+                outputs = self.run_inference(prepared)
+                timing.add(perf_counter() - start)
+                scores.append(self.postprocess_outputs(self.to_numpy_output(outputs)))
+                truth.append(labels)
+                bar.update(len(labels))
+        quality = self.dataset.evaluate(np.concatenate(scores), np.concatenate(truth))
+        return quality, timing
+
+    # -- arguments ---------------------------------------------------------------------------------
+    @classmethod
+    def form_argparse(cls):
+        parser, group = super().form_argparse()
+        group.add_argument("--model-path", type=Path, required=True,
+                           help="Path of the trained model (written by training, read otherwise)")
+        return parser, group
+
+    @classmethod
+    def from_argparse(cls, dataset: Dataset, args: argparse.Namespace, from_file: bool = True) -> "ModelWrapper":
+        return cls(args.model_path, dataset, from_file=from_file)
+
+
+
+def _time_call(function, argument) -> float:
+    start = perf_counter()
+    function(argument)
+    return perf_counter() - start

@@ -1,0 +1,1 @@
+"""datasets of edge_ai_lib."""

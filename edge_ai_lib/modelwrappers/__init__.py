@@ -1,0 +1,1 @@
+"""modelwrappers of edge_ai_lib."""

@@ -1,0 +1,1 @@
+"""classification of edge_ai_lib."""

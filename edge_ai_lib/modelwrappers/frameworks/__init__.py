@@ -1,0 +1,1 @@
+"""frameworks of edge_ai_lib."""

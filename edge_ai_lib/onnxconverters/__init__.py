@@ -1,0 +1,1 @@
+"""onnxconverters of edge_ai_lib."""

@@ -1,0 +1,1 @@
+"""runtimeprotocols of edge_ai_lib."""

@@ -1,0 +1,1 @@
+"""runtimes of edge_ai_lib."""

@@ -1,0 +1,1 @@
+"""scenarios of edge_ai_lib."""
