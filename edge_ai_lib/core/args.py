@@ -90,3 +90,29 @@ def load_class(class_path: str, base: type | None = None) -> type:
             f"{base.__module__}.{base.__name__}"
         )
     return cls
+
+
+def namespace_to_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The command-line options of `parser` that give back the values in `args` (to pass them on)."""
+    argv: list[str] = []
+    for action in parser._actions:
+        if not action.option_strings or action.dest == "help" or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        option = action.option_strings[0]
+        if isinstance(action, argparse.BooleanOptionalAction):
+            argv.append(option if value else "--no-" + option[2:])
+        elif isinstance(action, argparse._StoreTrueAction):
+            if value:
+                argv.append(option)
+        elif isinstance(action, argparse._StoreFalseAction):
+            if not value:
+                argv.append(option)
+        elif value is None:
+            continue
+        elif isinstance(value, (list, tuple)):
+            if value:
+                argv += [option, *map(str, value)]
+        else:
+            argv += [option, str(value)]
+    return argv

@@ -6,8 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_ai_lib.core.args import ArgumentsMixin
 from edge_ai_lib.core.dataset import Dataset
+from edge_ai_lib.core.errors import ConfigurationError
 
 
 class ModelCompiler(ArgumentsMixin):
@@ -31,16 +34,55 @@ class ModelCompiler(ArgumentsMixin):
         self.dataset = dataset
         self.compiled_model_path = Path(compiled_model_path)
 
-    def compile(self, input_model_path: Path, io_specification: dict[str, Any]) -> Path:
-        """Compile the model at `input_model_path`; returns the compiled model's path."""
+    #: the model formats `compile` reads ("keras", "onnx", ...)
+    accepted_frameworks: tuple[str, ...] = ()
+    model_framework = "onnx"
+
+    def compile(self, input_model_path: Path, wrapper: Any = None) -> Path:
+        """Compile the model at `input_model_path`; returns the compiled model's path.
+
+        `wrapper` (a ModelWrapper) gives the model's preprocessing for representative samples.
+        """
         raise NotImplementedError
 
     def get_framework_and_version(self) -> tuple[str, str]:
         raise NotImplementedError
 
-    def get_io_specification(self) -> dict[str, Any]:
-        """The I/O of the compiled model (may differ from the source, e.g. int8 inputs)."""
-        raise NotImplementedError
+    def source_model(self, wrapper: Any) -> Path:
+        """The file `compile` reads for this wrapper: its own model file, or an ONNX export of it."""
+        framework, _ = wrapper.get_framework_and_version()
+        if self.model_framework == "onnx":
+            if wrapper.model_path.suffix == ".onnx":
+                return wrapper.model_path
+            onnx_path = self.compiled_model_path.with_name(self.compiled_model_path.stem + "-source.onnx")
+            wrapper.save_to_onnx(onnx_path)
+            return onnx_path
+        if framework != self.model_framework:
+            raise ConfigurationError(
+                f"{type(self).__name__} with --model-framework {self.model_framework} cannot read a {framework} "
+                f"model: pass --model-framework {framework if framework in self.accepted_frameworks else 'onnx'}")
+        return wrapper.model_path
+
+    def representative_inputs(self, wrapper: Any, count: int, seed: int = 0) -> list[np.ndarray]:
+        """Up to `count` preprocessed training samples (batch of one each), for calibration."""
+        if self.dataset is None:
+            raise ConfigurationError(f"{type(self).__name__} needs a dataset for its representative samples: pass "
+                                     "the dataset class")
+        samples = []
+        for inputs, _ in self.dataset.iter_batches("train", batch_size=1, max_samples=count, shuffle_seed=seed):
+            samples.append(wrapper.preprocess_input(inputs) if wrapper is not None else inputs)
+        return [np.asarray(s, dtype=np.float32) for s in samples]
+
+    def describe(self) -> dict[str, Any]:
+        framework, version = self.get_framework_and_version()
+        return {"compiler": f"{type(self).__module__}.{type(self).__name__}", "framework": framework,
+                "version": version, "path": str(self.compiled_model_path),
+                "size_bytes": self.compiled_model_path.stat().st_size if self.compiled_model_path.is_file() else 0,
+                "settings": self.settings()}
+
+    def settings(self) -> dict[str, Any]:
+        """The arguments that change the compiled model (recorded with every result)."""
+        return {}
 
     @classmethod
     def form_argparse(cls):

@@ -46,3 +46,23 @@ class NotSupportedError(EdgeAIError):
 
 class MeasurementsError(EdgeAIError):
     """Results do not follow the measurements schema."""
+
+
+class ProtocolError(EdgeAIError):
+    """A frame or a session broke the protocol (see docs/protocol.md)."""
+
+
+class ConnectionLostError(ProtocolError):
+    """The peer closed the connection or stopped answering."""
+
+
+class RemoteError(ProtocolError):
+    """The server answered ERROR; the message is its reason."""
+
+
+class RuntimeFailure(EdgeAIError):
+    """A runtime could not load a model or run it."""
+
+
+class BoardError(EdgeAIError):
+    """A board could not be reached, could not start the server, or died."""

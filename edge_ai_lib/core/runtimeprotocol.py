@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
 
 from edge_ai_lib.core.args import ArgumentsMixin
+from edge_ai_lib.core.errors import ProtocolError
+
+MAGIC = b"EAIT"
+PROTOCOL_VERSION = 1
+HEADER = struct.Struct(">4sBBHQI")  # magic, version, type, flags, payload length, payload CRC
+HEADER_SIZE = HEADER.size + 4  # + CRC-32 of the header
+DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024
 
 
 class MessageType(enum.IntEnum):
@@ -20,47 +32,159 @@ class MessageType(enum.IntEnum):
     STATS = 6
 
 
+class ServerEvent(enum.Enum):
+    """What `wait_for_activity` reports on the server side."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    MESSAGE = "message"
+
+
+@dataclass(frozen=True)
+class FrameHeader:
+    message_type: int
+    length: int
+    payload_crc: int
+
+
+class FrameError(ProtocolError):
+    """A malformed frame; `resynchronisable` tells whether the stream is still in step after it."""
+
+    def __init__(self, message: str, resynchronisable: bool):
+        super().__init__(message)
+        self.resynchronisable = resynchronisable
+
+
+def encode_header(message_type: int, payload: bytes | memoryview) -> bytes:
+    head = HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message_type), 0, len(payload),
+                       zlib.crc32(payload) if len(payload) else 0)
+    return head + struct.pack(">I", zlib.crc32(head))
+
+
+def decode_header(data: bytes, max_payload: int) -> FrameHeader:
+    """Check a 24-byte header; raise FrameError saying what is wrong and whether to resynchronise."""
+    magic, version, message_type, _flags, length, payload_crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise FrameError(f"bad magic {magic!r}, expected {MAGIC!r}: not an edge_ai_lib client", False)
+    if version != PROTOCOL_VERSION:
+        raise FrameError(f"protocol version {version} is not supported (this server speaks "
+                         f"{PROTOCOL_VERSION}): use the same edge_ai_lib version on both sides", False)
+    (header_crc,) = struct.unpack_from(">I", data, HEADER.size)
+    if zlib.crc32(data[:HEADER.size]) != header_crc:
+        raise FrameError("header CRC mismatch: the frame header is corrupt", False)
+    if length > max_payload:
+        raise FrameError(f"payload of {length} bytes exceeds the limit of {max_payload} bytes: "
+                         "raise --max-payload on the server", False)
+    return FrameHeader(message_type, length, payload_crc)
+
+
+def check_payload(header: FrameHeader, payload: bytes | bytearray) -> MessageType:
+    """Check a payload's CRC and the frame's type; errors here leave the stream in step."""
+    if (zlib.crc32(payload) if len(payload) else 0) != header.payload_crc:
+        raise FrameError("payload CRC mismatch: the payload was corrupted in transit", True)
+    try:
+        return MessageType(header.message_type)
+    except ValueError:
+        raise FrameError(f"unknown message type {header.message_type}", True) from None
+
+
+DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int8): 2, np.dtype(np.uint8): 3,
+               np.dtype(np.int32): 4, np.dtype(np.int64): 5}
+CODE_DTYPES = {code: dtype.newbyteorder("<") for dtype, code in DTYPE_CODES.items()}
+MAX_RANK = 8
+
+
+def encode_tensors(tensors: Sequence[np.ndarray]) -> bytes:
+    """Tensor list of docs/protocol.md: count, then (dtype, rank, dims, C-order little-endian data) each."""
+    parts = [struct.pack(">I", len(tensors))]
+    for tensor in tensors:
+        array = np.asarray(tensor)
+        if array.dtype not in DTYPE_CODES:
+            raise ProtocolError(f"dtype {array.dtype} cannot travel in a tensor list: use one of "
+                                f"{', '.join(str(d) for d in DTYPE_CODES)}")
+        parts.append(struct.pack(">BB", DTYPE_CODES[array.dtype], array.ndim))
+        parts.append(struct.pack(f">{array.ndim}Q", *array.shape))
+        parts.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
+    return b"".join(parts)
+
+
+def decode_tensors(payload: bytes | bytearray | memoryview) -> list[np.ndarray]:
+    """Inverse of encode_tensors; every length is checked against the payload before use."""
+    view = memoryview(payload)
+    try:
+        (count,) = struct.unpack_from(">I", view, 0)
+        offset, tensors = 4, []
+        for _ in range(count):
+            code, rank = struct.unpack_from(">BB", view, offset)
+            offset += 2
+            if code not in CODE_DTYPES or rank > MAX_RANK:
+                raise ProtocolError(f"tensor {len(tensors)}: unknown dtype code {code} or rank {rank} > {MAX_RANK}")
+            shape = struct.unpack_from(f">{rank}Q", view, offset)
+            offset += 8 * rank
+            dtype = CODE_DTYPES[code]
+            size = int(np.prod(shape, dtype=np.uint64)) * dtype.itemsize if rank else dtype.itemsize
+            if offset + size > len(view):
+                raise ProtocolError(f"tensor {len(tensors)} of shape {tuple(shape)} needs {size} bytes, "
+                                    f"only {len(view) - offset} left in the payload")
+            tensors.append(np.frombuffer(view[offset:offset + size], dtype=dtype).reshape(shape))
+            offset += size
+    except struct.error as error:
+        raise ProtocolError(f"truncated tensor list ({error})") from None
+    if offset != len(view):
+        raise ProtocolError(f"{len(view) - offset} stray bytes after the tensor list")
+    return tensors
+
+
 class RuntimeProtocol(ArgumentsMixin):
     """Carries messages between client and server; implementations choose the transport.
 
     Every request is answered with OK (possibly with data) or ERROR (with a reason). A session is:
     MODEL -> OK; then per batch DATA -> OK, PROCESS -> OK (start) ... OK (done), OUTPUT -> OK + data,
-    STATS -> OK + JSON.
+    STATS -> OK + JSON. Framing and tensor lists are defined above and in docs/protocol.md.
     """
 
     arguments_title = "Runtime protocol arguments"
 
     # -- both sides --------------------------------------------------------------------------------
-    def initialize_server(self) -> None:
-        raise NotImplementedError
-
-    def initialize_client(self) -> None:
-        raise NotImplementedError
-
-    def wait_for_activity(self) -> list[tuple[MessageType, bytes]]:
-        """Block until messages arrive (server side); returns them parsed."""
-        raise NotImplementedError
-
-    def send_data(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def receive_data(self) -> tuple[MessageType, bytes]:
-        raise NotImplementedError
-
     def send_message(self, message_type: MessageType, payload: bytes = b"") -> None:
         raise NotImplementedError
 
-    def parse_message(self, frame: bytes) -> tuple[MessageType, bytes]:
+    def receive_data(self) -> tuple[MessageType, bytes]:
+        """Block until one whole, checked message arrives."""
         raise NotImplementedError
 
     def disconnect(self) -> None:
         raise NotImplementedError
 
-    # -- client side -------------------------------------------------------------------------------
-    def upload_input(self, data: bytes) -> None:
+    # -- server side -------------------------------------------------------------------------------
+    def initialize_server(self) -> None:
         raise NotImplementedError
 
-    def upload_model(self, model: bytes) -> None:
+    def wait_for_activity(self, poll: float = 0.5) -> list[tuple[Any, Any, Any]]:
+        """Wait for connections and messages; returns (event, type or detail, payload) tuples."""
+        raise NotImplementedError
+
+    def request_success(self, data: bytes = b"") -> None:
+        raise NotImplementedError
+
+    def request_failure(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def close_server(self) -> None:
+        raise NotImplementedError
+
+    # -- client side -------------------------------------------------------------------------------
+    def initialize_client(self) -> None:
+        raise NotImplementedError
+
+    def request(self, message_type: MessageType, payload: bytes = b"") -> bytes:
+        """Send a request; return the payload of its OK, raise RemoteError on ERROR."""
+        raise NotImplementedError
+
+    def upload_model(self, model: bytes) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def upload_input(self, data: bytes) -> None:
         raise NotImplementedError
 
     def request_processing(self) -> float:
@@ -71,11 +195,4 @@ class RuntimeProtocol(ArgumentsMixin):
         raise NotImplementedError
 
     def download_statistics(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    # -- server side -------------------------------------------------------------------------------
-    def request_success(self, data: bytes = b"") -> None:
-        raise NotImplementedError
-
-    def request_failure(self, reason: str) -> None:
         raise NotImplementedError

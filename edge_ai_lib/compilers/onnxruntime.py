@@ -1,0 +1,130 @@
+"""ONNX Runtime "compilation": graph optimisation and optional int8 quantization of an ONNX model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge_ai_lib.core.compiler import ModelCompiler
+from edge_ai_lib.core.errors import ConfigurationError, ConversionError
+
+OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
+QUANTIZATION = ("none", "dynamic", "static")
+
+
+class ONNXRuntimeCompiler(ModelCompiler):
+    """Writes an ONNX model optimised (and optionally quantized) by ONNX Runtime.
+
+    Parameters
+    ----------
+    optimization_level : str
+        ONNX Runtime graph optimisation level applied offline. "all" adds layout changes that tie the
+        model to the machine that optimised it; "extended" (the default) stays portable across CPUs.
+    quantization : str
+        "none"; "dynamic" (int8 weights, activations quantized at run time); "static" (int8 weights
+        and activations in QDQ form, calibrated on representative samples from the dataset).
+    """
+
+    accepted_frameworks = ("onnx",)
+    compiled_suffix = ".onnx"
+
+    def __init__(self, dataset, compiled_model_path: Path, optimization_level: str = "extended",
+                 quantization: str = "none", representative_samples: int = 100, per_channel: bool = True):
+        super().__init__(dataset, compiled_model_path)
+        if optimization_level not in OPTIMIZATION_LEVELS:
+            raise ConfigurationError(f"--optimization-level {optimization_level} is unknown: use one of "
+                                     f"{', '.join(OPTIMIZATION_LEVELS)}")
+        if quantization not in QUANTIZATION:
+            raise ConfigurationError(f"--quantization {quantization} is unknown: use one of {', '.join(QUANTIZATION)}")
+        self.optimization_level = optimization_level
+        self.quantization = quantization
+        self.representative_samples = int(representative_samples)
+        self.per_channel = bool(per_channel)
+
+    def settings(self) -> dict[str, Any]:
+        return {"optimization_level": self.optimization_level, "quantization": self.quantization,
+                "representative_samples": self.representative_samples, "per_channel": self.per_channel}
+
+    def get_framework_and_version(self) -> tuple[str, str]:
+        import onnxruntime
+
+        return "onnxruntime", onnxruntime.__version__
+
+    def _quantize(self, source: Path, target: Path, wrapper: Any) -> None:
+        from onnxruntime import quantization as q
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        prepared = target.with_name("prepared.onnx")
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        if self.quantization == "dynamic":
+            q.quantize_dynamic(str(prepared), str(target), weight_type=q.QuantType.QInt8, per_channel=self.per_channel)
+            return
+        samples = self.representative_inputs(wrapper, self.representative_samples)
+        import onnx
+
+        graph = onnx.load(str(prepared)).graph
+        initializers = {i.name for i in graph.initializer}
+        input_name = next(i.name for i in graph.input if i.name not in initializers)
+
+        class Reader(q.CalibrationDataReader):
+            def __init__(self):
+                self.iterator = iter({input_name: s} for s in samples)
+
+            def get_next(self):
+                return next(self.iterator, None)
+
+        q.quantize_static(str(prepared), str(target), Reader(), quant_format=q.QuantFormat.QDQ,
+                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                          per_channel=self.per_channel)
+
+    def compile(self, input_model_path: Path, wrapper: Any = None) -> Path:
+        import onnxruntime
+
+        input_model_path = Path(input_model_path)
+        if not input_model_path.is_file():
+            raise ConversionError(f"model file '{input_model_path}' does not exist: train or export it first")
+        levels = {"disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+                  "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+                  "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                  "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
+        self.compiled_model_path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="edge-ai-ort-") as tmp:
+            source = input_model_path
+            try:
+                if self.quantization != "none":
+                    source = Path(tmp) / "quantized.onnx"
+                    self._quantize(input_model_path, source, wrapper)
+                options = onnxruntime.SessionOptions()
+                options.graph_optimization_level = levels[self.optimization_level]
+                optimised = Path(tmp) / "optimised.onnx"
+                options.optimized_model_filepath = str(optimised)
+                onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
+            except ConfigurationError:
+                raise
+            except Exception as error:
+                raise ConversionError(f"ONNX Runtime could not compile {input_model_path} "
+                                      f"({type(error).__name__}: {str(error)[:300]})") from error
+            os.replace(optimised, self.compiled_model_path)
+        return self.compiled_model_path
+
+    @classmethod
+    def form_argparse(cls):
+        parser, group = super().form_argparse()
+        group = parser.add_argument_group("ONNX Runtime compiler arguments")
+        group.add_argument("--optimization-level", default="extended", choices=OPTIMIZATION_LEVELS,
+                           help="Graph optimisation level (default: %(default)s)")
+        group.add_argument("--quantization", default="none", choices=QUANTIZATION,
+                           help="int8 quantization (default: %(default)s)")
+        group.add_argument("--representative-samples", type=int, default=100,
+                           help="Training samples calibrating static quantization (default: %(default)s)")
+        group.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
+                           help="Per-channel weight quantization (default: %(default)s)")
+        return parser, group
+
+    @classmethod
+    def from_argparse(cls, dataset, args: argparse.Namespace) -> "ONNXRuntimeCompiler":
+        return cls(dataset, args.compiled_model_path, args.optimization_level, args.quantization,
+                   args.representative_samples, args.per_channel)

@@ -1,0 +1,160 @@
+"""TFLite compilation: Keras models directly, ONNX models (e.g. from PyTorch) through onnx2tf."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge_ai_lib.core.compiler import ModelCompiler
+from edge_ai_lib.core.errors import ConfigurationError, ConversionError, NotSupportedError
+
+TARGETS = ("float32", "float16", "int8", "edgetpu")
+IO_TYPES = ("float32", "int8", "uint8")
+
+
+class TFLiteCompiler(ModelCompiler):
+    """Converts a model to `.tflite` for a target.
+
+    Targets: float32; float16 (weights in half precision); int8 (full-integer post-training
+    quantization calibrated on a representative set drawn from the dataset); edgetpu (int8, then
+    `edgetpu_compiler`, which must be installed).
+
+    Parameters
+    ----------
+    model_framework : str
+        "keras" (a .keras file) or "onnx" (converted to TensorFlow with onnx2tf, keeping the ONNX
+        input layout so the host's preprocessing is unchanged).
+    inference_input_type, inference_output_type : str
+        float32, int8 or uint8 (the integer types need the int8 or edgetpu target).
+    representative_samples : int
+        Training samples used to calibrate int8 quantization.
+    """
+
+    accepted_frameworks = ("keras", "onnx")
+    compiled_suffix = ".tflite"
+
+    def __init__(self, dataset, compiled_model_path: Path, model_framework: str = "keras", target: str = "float32",
+                 inference_input_type: str = "float32", inference_output_type: str = "float32",
+                 representative_samples: int = 100):
+        super().__init__(dataset, compiled_model_path)
+        if model_framework not in self.accepted_frameworks:
+            raise ConfigurationError(f"--model-framework {model_framework} is not supported by TFLiteCompiler: use "
+                                     f"one of {', '.join(self.accepted_frameworks)}")
+        if target not in TARGETS:
+            raise ConfigurationError(f"--target {target} is unknown: use one of {', '.join(TARGETS)}")
+        for name, value in (("input", inference_input_type), ("output", inference_output_type)):
+            if value not in IO_TYPES:
+                raise ConfigurationError(f"--inference-{name}-type {value} is unknown: use one of {', '.join(IO_TYPES)}")
+            if value != "float32" and target not in ("int8", "edgetpu"):
+                raise ConfigurationError(f"--inference-{name}-type {value} needs --target int8 or edgetpu, "
+                                         f"not {target}")
+        self.model_framework = model_framework
+        self.target = target
+        self.inference_input_type = inference_input_type
+        self.inference_output_type = inference_output_type
+        self.representative_samples = int(representative_samples)
+
+    def settings(self) -> dict[str, Any]:
+        return {"model_framework": self.model_framework, "target": self.target,
+                "inference_input_type": self.inference_input_type,
+                "inference_output_type": self.inference_output_type,
+                "representative_samples": self.representative_samples}
+
+    def get_framework_and_version(self) -> tuple[str, str]:
+        import tensorflow as tf
+
+        return "tflite", tf.__version__
+
+    def _saved_model(self, input_model_path: Path, directory: Path) -> Path:
+        saved = directory / "saved_model"
+        if self.model_framework == "keras":
+            import keras
+
+            model = keras.saving.load_model(input_model_path, compile=False)
+            model.export(str(saved), format="tf_saved_model", verbose=False)
+            return saved
+        import onnx
+        import onnx2tf
+
+        graph = onnx.load(str(input_model_path)).graph
+        initializers = {i.name for i in graph.initializer}
+        names = [i.name for i in graph.input if i.name not in initializers]
+        onnx2tf.convert(input_onnx_file_path=str(input_model_path), output_folder_path=str(saved),
+                        keep_ncw_or_nchw_or_ncdhw_input_names=names, verbosity="error")
+        return saved
+
+    def compile(self, input_model_path: Path, wrapper: Any = None) -> Path:
+        import tensorflow as tf
+
+        input_model_path = Path(input_model_path)
+        if not input_model_path.is_file():
+            raise ConversionError(f"model file '{input_model_path}' does not exist: train or export it first")
+        with tempfile.TemporaryDirectory(prefix="edge-ai-tflite-") as tmp:
+            try:
+                saved = self._saved_model(input_model_path, Path(tmp))
+            except Exception as error:
+                raise ConversionError(f"cannot read {input_model_path} as a {self.model_framework} model "
+                                      f"({type(error).__name__}: {str(error)[:300]})") from error
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+            if self.target == "float16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            elif self.target in ("int8", "edgetpu"):
+                samples = self.representative_inputs(wrapper, self.representative_samples)
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda: ([s] for s in samples)
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                types = {"float32": tf.float32, "int8": tf.int8, "uint8": tf.uint8}
+                converter.inference_input_type = types[self.inference_input_type]
+                converter.inference_output_type = types[self.inference_output_type]
+            try:
+                flatbuffer = converter.convert()
+            except Exception as error:
+                raise ConversionError(f"TFLite conversion of {input_model_path} for {self.target} failed "
+                                      f"({type(error).__name__}: {str(error)[:300]})") from error
+        self.compiled_model_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = self.compiled_model_path.with_name(self.compiled_model_path.name + ".part")
+        tmp_path.write_bytes(flatbuffer)
+        if self.target == "edgetpu":
+            self._edgetpu(tmp_path)
+        os.replace(tmp_path, self.compiled_model_path)
+        return self.compiled_model_path
+
+    def _edgetpu(self, quantized: Path) -> None:
+        tool = shutil.which("edgetpu_compiler")
+        if tool is None:
+            quantized.unlink(missing_ok=True)
+            raise NotSupportedError("--target edgetpu needs edgetpu_compiler, which is not installed: install it "
+                                    "from Coral's Debian repository (x86-64 only) or use --target int8")
+        with tempfile.TemporaryDirectory(prefix="edge-ai-edgetpu-") as out:
+            result = subprocess.run([tool, "--out_dir", out, "--show_operations", str(quantized)],
+                                    capture_output=True, text=True)
+            produced = list(Path(out).glob("*_edgetpu.tflite"))
+            if result.returncode != 0 or not produced:
+                raise ConversionError(f"edgetpu_compiler failed ({result.returncode}): {result.stderr[-500:]}")
+            shutil.move(str(produced[0]), quantized)
+
+    @classmethod
+    def form_argparse(cls):
+        parser, group = super().form_argparse()
+        group = parser.add_argument_group("TFLite compiler arguments")
+        group.add_argument("--model-framework", default="keras", choices=cls.accepted_frameworks,
+                           help="Format of the input model (default: %(default)s)")
+        group.add_argument("--target", default="float32", choices=TARGETS, help="Target (default: %(default)s)")
+        group.add_argument("--inference-input-type", default="float32", choices=IO_TYPES,
+                           help="Type of the compiled model's inputs (default: %(default)s)")
+        group.add_argument("--inference-output-type", default="float32", choices=IO_TYPES,
+                           help="Type of the compiled model's outputs (default: %(default)s)")
+        group.add_argument("--representative-samples", type=int, default=100,
+                           help="Training samples calibrating int8 quantization (default: %(default)s)")
+        return parser, group
+
+    @classmethod
+    def from_argparse(cls, dataset, args: argparse.Namespace) -> "TFLiteCompiler":
+        return cls(dataset, args.compiled_model_path, args.model_framework, args.target, args.inference_input_type,
+                   args.inference_output_type, args.representative_samples)

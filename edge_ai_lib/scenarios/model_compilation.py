@@ -1,0 +1,52 @@
+"""Compile a trained model for a target without running it.
+
+    python -m edge_ai_lib.scenarios.model_compilation WRAPPER COMPILER DATASET \\
+        --model-path build/digits.keras --compiled-model-path build/digits.tflite [compiler arguments]
+
+Writes the compiled model and, beside it, `<compiled model>.json` describing the compilation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from edge_ai_lib.core.compiler import ModelCompiler
+from edge_ai_lib.core.dataset import Dataset
+from edge_ai_lib.core.measurements import collect_provenance
+from edge_ai_lib.core.model import ModelWrapper
+from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
+
+
+def compile_model(wrapper: ModelWrapper, compiler: ModelCompiler) -> dict:
+    """Compile `wrapper`'s model with `compiler`; returns the compiler's description with timings."""
+    start = time.perf_counter()
+    source = compiler.source_model(wrapper)
+    compiled = compiler.compile(source, wrapper)
+    described = compiler.describe()
+    described.update({"source_model": str(source), "compile_seconds": time.perf_counter() - start})
+    compiled.with_name(compiled.name + ".json").write_text(json.dumps(described, indent=2) + "\n")
+    return described
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args, classes = parse_scenario_arguments(
+        __doc__.splitlines()[0],
+        [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)"),
+         ClassArgument("compilercls", ModelCompiler, "ModelCompiler class (dotted path)"),
+         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)")], argv=argv)
+    dataset = classes["datasetcls"].from_argparse(args)
+    wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=True)
+    compiler = classes["compilercls"].from_argparse(dataset, args)
+    described = compile_model(wrapper, compiler)
+    described["provenance"] = collect_provenance(vars(args))
+    Path(str(compiler.compiled_model_path) + ".json").write_text(json.dumps(described, indent=2) + "\n")
+    print(f"wrote {compiler.compiled_model_path} ({described['size_bytes']} bytes) in "
+          f"{described['compile_seconds']:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(run_scenario(main))
