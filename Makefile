@@ -9,7 +9,7 @@ MODEL_KERAS := edge_ai_lib.modelwrappers.classification.tensorflow_digits.Tensor
 MODEL_TORCH := edge_ai_lib.modelwrappers.classification.pytorch_digits.PyTorchDigitsCNN
 DATASET := edge_ai_lib.datasets.digits.DigitsDataset
 
-.PHONY: install report test test-fast clean
+.PHONY: install report test test-fast bench clean
 
 install: $(STAMP)
 
@@ -41,3 +41,7 @@ test-fast: install
 
 clean:
 	rm -rf results build .pytest_cache .hypothesis
+
+# Benchmarks of the protocol and the board timing (prints a table, writes results/bench/*.json).
+bench: install
+	$(PY) bench/run_bench.py

@@ -33,7 +33,11 @@ class LocalBoard(Board):
     def __init__(self, name: str = "local", architecture: str = platform.machine(), log_path: Path | None = None,
                  startup_timeout: float = 120.0, python: str = sys.executable):
         super().__init__(name, architecture)
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="edge-ai-server-", suffix=".log")[1])
+        if log_path is None:
+            handle, name = tempfile.mkstemp(prefix="edge-ai-server-", suffix=".log")
+            os.close(handle)
+            log_path = Path(name)
+        self.log_path = Path(log_path)
         self.startup_timeout = startup_timeout
         self.python = python
         self.process: subprocess.Popen | None = None

@@ -49,7 +49,8 @@ class TFLiteCompiler(ModelCompiler):
             raise ConfigurationError(f"--target {target} is unknown: use one of {', '.join(TARGETS)}")
         for name, value in (("input", inference_input_type), ("output", inference_output_type)):
             if value not in IO_TYPES:
-                raise ConfigurationError(f"--inference-{name}-type {value} is unknown: use one of {', '.join(IO_TYPES)}")
+                raise ConfigurationError(f"--inference-{name}-type {value} is unknown: use one of "
+                                         f"{', '.join(IO_TYPES)}")
             if value != "float32" and target not in ("int8", "edgetpu"):
                 raise ConfigurationError(f"--inference-{name}-type {value} needs --target int8 or edgetpu, "
                                          f"not {target}")

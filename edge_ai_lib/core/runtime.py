@@ -73,8 +73,10 @@ class Runtime(ArgumentsMixin):
 
     arguments_title = "Runtime arguments"
 
-    def __init__(self, protocol: RuntimeProtocol | None, save_model_path: Path, num_threads: int | None = None):
+    def __init__(self, protocol: RuntimeProtocol | None, save_model_path: Path, num_threads: int | None = None,
+                 resource_interval: float = 0.1):
         self.protocol = protocol
+        self.resource_interval = float(resource_interval)
         self.save_model_path = Path(save_model_path)
         self.num_threads = num_threads
         self.model_loaded = False
@@ -104,7 +106,7 @@ class Runtime(ArgumentsMixin):
         raise NotImplementedError
 
     # -- the steps of a session --------------------------------------------------------------------
-    def prepare_model(self, model_bytes: bytes | None) -> dict[str, Any]:
+    def prepare_model(self, model_bytes: bytes | bytearray | None) -> dict[str, Any]:
         """Store the model (when bytes are given) and load it; returns what OK tells the host."""
         if model_bytes is not None:
             self.save_model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,7 @@ class Runtime(ArgumentsMixin):
         protocol = self.protocol
         try:
             if message_type == MessageType.MODEL:
-                info = self.prepare_model(bytes(payload))
+                info = self.prepare_model(payload)
                 protocol.request_success(json.dumps(info).encode())
             elif message_type == MessageType.DATA:
                 self.prepare_input(payload)
@@ -197,7 +199,7 @@ class Runtime(ArgumentsMixin):
     def serve(self, stop: threading.Event | None = None) -> None:
         """Serve clients one at a time until `stop` is set."""
         stop = stop or threading.Event()
-        self.sampler = ResourceSampler()
+        self.sampler = ResourceSampler(self.resource_interval) if self.resource_interval > 0 else None
         try:
             while not stop.is_set():
                 for event, detail, payload in self.protocol.wait_for_activity():
@@ -206,7 +208,8 @@ class Runtime(ArgumentsMixin):
                     else:
                         self.reset_session()
         finally:
-            self.sampler.stop()
+            if self.sampler is not None:
+                self.sampler.stop()
             self.protocol.close_server()
 
     # -- arguments ---------------------------------------------------------------------------------
@@ -217,11 +220,15 @@ class Runtime(ArgumentsMixin):
                            help="Where the board stores the received model")
         group.add_argument("--num-threads", type=int, default=None,
                            help="Threads the runtime may use (default: the runtime's own choice)")
+        group.add_argument("--resource-interval", type=float, default=0.1,
+                           help="Seconds between samples of the board's CPU and memory use; 0 turns sampling off "
+                                "(default: %(default)s)")
         return parser, group
 
     @classmethod
     def from_argparse(cls, protocol: RuntimeProtocol | None, args: argparse.Namespace) -> "Runtime":
-        return cls(protocol, args.save_model_path, num_threads=args.num_threads)
+        return cls(protocol, args.save_model_path, num_threads=args.num_threads,
+                   resource_interval=args.resource_interval)
 
 
 def check_batch(tensor: np.ndarray, expected: list[int], name: str) -> None:

@@ -78,9 +78,11 @@ def decode_header(data: bytes, max_payload: int) -> FrameHeader:
     return FrameHeader(message_type, length, payload_crc)
 
 
-def check_payload(header: FrameHeader, payload: bytes | bytearray) -> MessageType:
-    """Check a payload's CRC and the frame's type; errors here leave the stream in step."""
-    if (zlib.crc32(payload) if len(payload) else 0) != header.payload_crc:
+def check_payload(header: FrameHeader, payload: bytes | bytearray, crc: int | None = None) -> MessageType:
+    """Check a payload's CRC (given, or computed here) and the frame's type; errors here leave the stream in step."""
+    if crc is None:
+        crc = zlib.crc32(payload) if len(payload) else 0
+    if crc != header.payload_crc:
         raise FrameError("payload CRC mismatch: the payload was corrupted in transit", True)
     try:
         return MessageType(header.message_type)

@@ -9,6 +9,7 @@ import select
 import selectors
 import socket
 import time
+import zlib
 from typing import Any
 
 from edge_ai_lib.core.errors import ConnectionLostError, ProtocolError, RemoteError
@@ -25,6 +26,8 @@ from edge_ai_lib.core.runtimeprotocol import (
 )
 
 log = logging.getLogger(__name__)
+# A receiver takes whatever has arrived, up to this much per call; --packet-size sets the sender's pieces.
+RECEIVE_LIMIT = 1 << 20
 
 
 def _linger_close(sock: socket.socket, limit_bytes: int = 1 << 20, limit_seconds: float = 0.2) -> None:
@@ -90,21 +93,23 @@ class NetworkProtocol(RuntimeProtocol):
         for start in range(0, len(view), self.packet_size):
             sock.sendall(view[start:start + self.packet_size])
 
-    def _receive_exact(self, sock: socket.socket, size: int) -> bytearray:
+    def _receive_exact(self, sock: socket.socket, size: int) -> tuple[bytearray, int]:
+        """Read exactly `size` bytes; returns them and their CRC-32, computed as they arrive."""
         buffer = bytearray(size)
         view = memoryview(buffer)
-        received = 0
+        received, crc = 0, 0
         while received < size:
-            count = sock.recv_into(view[received:], min(self.packet_size, size - received))
+            count = sock.recv_into(view[received:], min(RECEIVE_LIMIT, size - received))
             if count == 0:
                 raise ConnectionLostError(f"connection closed after {received} of {size} bytes")
+            crc = zlib.crc32(view[received:received + count], crc)
             received += count
-        return buffer
+        return buffer, crc
 
     def _receive_frame(self, sock: socket.socket) -> tuple[MessageType, bytearray]:
-        header = decode_header(bytes(self._receive_exact(sock, HEADER_SIZE)), self.max_payload)
-        payload = self._receive_exact(sock, header.length) if header.length else bytearray()
-        return check_payload(header, payload), payload
+        header = decode_header(bytes(self._receive_exact(sock, HEADER_SIZE)[0]), self.max_payload)
+        payload, crc = self._receive_exact(sock, header.length) if header.length else (bytearray(), 0)
+        return check_payload(header, payload, crc), payload
 
     # -- server ------------------------------------------------------------------------------------
     def initialize_server(self) -> None:

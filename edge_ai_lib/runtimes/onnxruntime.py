@@ -22,8 +22,8 @@ class ONNXRuntime(Runtime):
     """
 
     def __init__(self, protocol, save_model_path: Path, num_threads: int | None = None,
-                 execution_providers: list[str] | None = None):
-        super().__init__(protocol, save_model_path, num_threads)
+                 execution_providers: list[str] | None = None, resource_interval: float = 0.1):
+        super().__init__(protocol, save_model_path, num_threads, resource_interval)
         self.execution_providers = list(execution_providers or ["CPUExecutionProvider"])
         self.session = None
 
@@ -87,4 +87,5 @@ class ONNXRuntime(Runtime):
 
     @classmethod
     def from_argparse(cls, protocol, args: argparse.Namespace) -> "ONNXRuntime":
-        return cls(protocol, args.save_model_path, args.num_threads, args.execution_providers)
+        return cls(protocol, args.save_model_path, args.num_threads, args.execution_providers,
+                   args.resource_interval)

@@ -54,8 +54,8 @@ class TFLiteRuntime(Runtime):
     """
 
     def __init__(self, protocol, save_model_path: Path, num_threads: int | None = None,
-                 delegates_list: list[str] | None = None):
-        super().__init__(protocol, save_model_path, num_threads)
+                 delegates_list: list[str] | None = None, resource_interval: float = 0.1):
+        super().__init__(protocol, save_model_path, num_threads, resource_interval)
         self.delegates_list = list(delegates_list or [])
         self.interpreter = None
 
@@ -118,7 +118,8 @@ class TFLiteRuntime(Runtime):
         def describe(detail):
             return {"name": detail["name"], "shape": [int(d) for d in detail["shape_signature"]],
                     "dtype": np.dtype(detail["dtype"]).name, "quantization": [float(q) for q in detail["quantization"]]}
-        return {"input": [describe(d) for d in self.input_details], "output": [describe(d) for d in self.output_details]}
+        return {"input": [describe(d) for d in self.input_details],
+                "output": [describe(d) for d in self.output_details]}
 
     @classmethod
     def form_argparse(cls):
@@ -130,4 +131,4 @@ class TFLiteRuntime(Runtime):
 
     @classmethod
     def from_argparse(cls, protocol, args: argparse.Namespace) -> "TFLiteRuntime":
-        return cls(protocol, args.save_model_path, args.num_threads, args.delegates_list)
+        return cls(protocol, args.save_model_path, args.num_threads, args.delegates_list, args.resource_interval)
