@@ -5,9 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-MODEL_KERAS := edge_ai_lib.modelwrappers.classification.tensorflow_digits.TensorFlowDigitsCNN
-MODEL_TORCH := edge_ai_lib.modelwrappers.classification.pytorch_digits.PyTorchDigitsCNN
-DATASET := edge_ai_lib.datasets.digits.DigitsDataset
+CORES ?= 2
 
 .PHONY: install report test test-fast bench clean
 
@@ -20,18 +18,9 @@ $(STAMP): pyproject.toml constraints.txt requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
-# Main job: train the default digits models and benchmark them on the host.
+# Main job: every configured run (config/config.yaml) and the HTML report, results/report.html.
 report: install
-	$(PY) -m edge_ai_lib.scenarios.model_training $(MODEL_KERAS) $(DATASET) --logdir results/logs/keras \
-		--dataset-root results/datasets/digits --model-path results/models/digits.keras \
-		--batch-size 32 --learning-rate 0.001 --num-epochs 10
-	$(PY) -m edge_ai_lib.scenarios.inference_performance $(MODEL_KERAS) $(DATASET) results/host digits-keras \
-		--model-path results/models/digits.keras --dataset-root results/datasets/digits
-	$(PY) -m edge_ai_lib.scenarios.model_training $(MODEL_TORCH) $(DATASET) --logdir results/logs/pytorch \
-		--dataset-root results/datasets/digits --model-path results/models/digits.pt \
-		--batch-size 32 --learning-rate 0.001 --num-epochs 10
-	$(PY) -m edge_ai_lib.scenarios.inference_performance $(MODEL_TORCH) $(DATASET) results/host digits-pytorch \
-		--model-path results/models/digits.pt --dataset-root results/datasets/digits
+	$(VENV)/bin/snakemake --cores $(CORES) results/report.html
 
 test: install
 	$(PY) -m pytest -ra

@@ -90,3 +90,46 @@ def plot_run(document: dict, report_dir: Path, report_name: str) -> list[Path]:
         plot_confusion_matrix(quality["confusion_matrix"], quality["class_names"],
                               report_dir / f"{report_name}-confusion-matrix.png", f"{report_name}: confusion matrix"),
     ]
+
+
+def plot_board_resources(samples: Sequence[dict], path: Path, title: str) -> Path:
+    """CPU use and resident memory of the board's server over the run."""
+    plt = _pyplot()
+    fig, cpu_axis = plt.subplots(figsize=(8, 3.2), dpi=100)
+    if samples:
+        times = [s["t"] for s in samples]
+        cpu_axis.plot(times, [s["cpu_percent"] for s in samples], color="#1f77b4", linewidth=1, marker=".",
+                      label="CPU %")
+        memory_axis = cpu_axis.twinx()
+        memory_axis.plot(times, [s["rss_bytes"] / 2**20 for s in samples], color="#ff7f0e", linewidth=1,
+                         marker=".", label="RSS MiB")
+        memory_axis.set_ylabel("resident memory [MiB]")
+    else:
+        cpu_axis.text(0.5, 0.5, "no samples (run shorter than the sampling interval)", ha="center",
+                      transform=cpu_axis.transAxes)
+    cpu_axis.set_xlabel("time since model load [s]")
+    cpu_axis.set_ylabel("CPU [%]")
+    cpu_axis.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, y_label: str, path: Path,
+                  title: str) -> Path:
+    """Scatter of runs (e.g. accuracy against latency), one labelled point per run."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for point in points:
+        ax.scatter(point[x_key], point[y_key], s=40)
+        ax.annotate(point["label"], (point[x_key], point[y_key]), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -34,8 +34,9 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-def test_environment_yml_lists_exactly_the_pyproject_requirements():
-    environment = yaml.safe_load((REPO / "environment.yml").read_text())
+@pytest.mark.parametrize("path", ["environment.yml", "workflow/envs/edge-ai.yaml"])
+def test_environment_yml_lists_exactly_the_pyproject_requirements(path):
+    environment = yaml.safe_load((REPO / path).read_text())
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     listed = {r for r in pip_section if not r.startswith("-")}
     expected = set(PYPROJECT["project"]["dependencies"]) | _flatten("all") | _flatten("test")

@@ -38,11 +38,11 @@ class TFLiteCompiler(ModelCompiler):
     accepted_frameworks = ("keras", "onnx")
     compiled_suffix = ".tflite"
 
-    def __init__(self, dataset, compiled_model_path: Path, model_framework: str = "keras", target: str = "float32",
+    def __init__(self, dataset, compiled_model_path: Path, model_framework: str = "auto", target: str = "float32",
                  inference_input_type: str = "float32", inference_output_type: str = "float32",
                  representative_samples: int = 100):
         super().__init__(dataset, compiled_model_path)
-        if model_framework not in self.accepted_frameworks:
+        if model_framework not in self.accepted_frameworks + ("auto",):
             raise ConfigurationError(f"--model-framework {model_framework} is not supported by TFLiteCompiler: use "
                                      f"one of {', '.join(self.accepted_frameworks)}")
         if target not in TARGETS:
@@ -82,10 +82,13 @@ class TFLiteCompiler(ModelCompiler):
         import onnx
         import onnx2tf
 
-        graph = onnx.load(str(input_model_path)).graph
+        # onnx2tf rewrites the ONNX file it is given (simplified in place): convert a private copy.
+        source = directory / "source.onnx"
+        shutil.copyfile(input_model_path, source)
+        graph = onnx.load(str(source)).graph
         initializers = {i.name for i in graph.initializer}
         names = [i.name for i in graph.input if i.name not in initializers]
-        onnx2tf.convert(input_onnx_file_path=str(input_model_path), output_folder_path=str(saved),
+        onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(saved),
                         keep_ncw_or_nchw_or_ncdhw_input_names=names, verbosity="error")
         return saved
 
@@ -95,6 +98,8 @@ class TFLiteCompiler(ModelCompiler):
         input_model_path = Path(input_model_path)
         if not input_model_path.is_file():
             raise ConversionError(f"model file '{input_model_path}' does not exist: train or export it first")
+        if self.model_framework == "auto":
+            self.model_framework = "onnx" if input_model_path.suffix == ".onnx" else "keras"
         with tempfile.TemporaryDirectory(prefix="edge-ai-tflite-") as tmp:
             try:
                 saved = self._saved_model(input_model_path, Path(tmp))
@@ -144,8 +149,9 @@ class TFLiteCompiler(ModelCompiler):
     def form_argparse(cls):
         parser, group = super().form_argparse()
         group = parser.add_argument_group("TFLite compiler arguments")
-        group.add_argument("--model-framework", default="keras", choices=cls.accepted_frameworks,
-                           help="Format of the input model (default: %(default)s)")
+        group.add_argument("--model-framework", default="auto", choices=cls.accepted_frameworks + ("auto",),
+                           help="Format of the input model; auto: the model's own when it is keras, else its "
+                                "ONNX export (default: %(default)s)")
         group.add_argument("--target", default="float32", choices=TARGETS, help="Target (default: %(default)s)")
         group.add_argument("--inference-input-type", default="float32", choices=IO_TYPES,
                            help="Type of the compiled model's inputs (default: %(default)s)")

@@ -49,8 +49,14 @@ class ModelCompiler(ArgumentsMixin):
         raise NotImplementedError
 
     def source_model(self, wrapper: Any) -> Path:
-        """The file `compile` reads for this wrapper: its own model file, or an ONNX export of it."""
+        """The file `compile` reads for this wrapper: its own model file, or an ONNX export of it.
+
+        With model framework "auto", the wrapper's own file when this compiler reads its framework,
+        else an ONNX export.
+        """
         framework, _ = wrapper.get_framework_and_version()
+        if self.model_framework == "auto":
+            self.model_framework = framework if framework in self.accepted_frameworks else "onnx"
         if self.model_framework == "onnx":
             if wrapper.model_path.suffix == ".onnx":
                 return wrapper.model_path

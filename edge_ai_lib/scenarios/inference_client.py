@@ -12,6 +12,7 @@ board's CPU and memory use, the model's load time and size, and the usual plots.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 from edge_ai_lib.core.args import namespace_to_argv
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.core.errors import BoardError, ConfigurationError, ConnectionLostError
+from edge_ai_lib.core.errors import BoardError, ConfigurationError, ConnectionLostError, NotSupportedError
 from edge_ai_lib.core.measurements import TimingRecord, build_result, collect_provenance, write_result
 from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.core.runtime import Runtime
@@ -40,6 +41,8 @@ class SessionResult:
     resources: list[dict[str, Any]] = field(default_factory=list)
     wall_seconds: float = 0.0
     measured_samples: int = 0
+    started_unix: float = 0.0
+    ended_unix: float = 0.0
     outputs: np.ndarray | None = None  # raw model outputs of the measured pass, in dataset order
 
 
@@ -68,6 +71,7 @@ def run_session(protocol: RuntimeProtocol, wrapper: ModelWrapper, dataset: Datas
     from tqdm import tqdm
 
     batch_size = batch_size or dataset.batch_size
+    started = time.time()
     model_info = protocol.upload_model(model_bytes)
     board = TimingRecord(warmup_count=warmup, batch_size=batch_size)
     host = TimingRecord(warmup_count=warmup, batch_size=batch_size)
@@ -98,7 +102,7 @@ def run_session(protocol: RuntimeProtocol, wrapper: ModelWrapper, dataset: Datas
     wall = time.perf_counter() - start
     quality = dataset.evaluate(np.concatenate(scores), np.concatenate(truth))
     return SessionResult(model_info, board, host, quality, resources, wall, quality["sample_count"],
-                         np.concatenate(raw))
+                         started, time.time(), np.concatenate(raw))
 
 
 def session_document(result: SessionResult, wrapper: ModelWrapper, dataset: Dataset, split: str,
@@ -123,7 +127,8 @@ def session_document(result: SessionResult, wrapper: ModelWrapper, dataset: Data
                                 "p99_s": float(np.percentile(overhead, 99)),
                             },
                             "session": {"wall_s": result.wall_seconds, "samples": result.measured_samples,
-                                        "samples_per_second": result.measured_samples / result.wall_seconds},
+                                        "samples_per_second": result.measured_samples / result.wall_seconds,
+                                        "started_unix": result.started_unix, "ended_unix": result.ended_unix},
                             "compiled_model": compiled,
                             "runtime": {"class": runtime_class, **info},
                             "board": board,
@@ -144,7 +149,7 @@ def _own_arguments(group) -> None:
                             "(default: %(default)s)")
     group.add_argument("--max-samples", type=int, default=None, help="Evaluate at most this many samples")
     group.add_argument("--split", default="validation", help="Dataset split to evaluate (default: %(default)s)")
-    group.add_argument("--board", default=None, choices=["local"],
+    group.add_argument("--board", default=None, choices=["local", "ssh"],
                        help="Start the server on this board first (local: a subprocess on loopback) instead of "
                             "connecting to --host/--port")
     group.add_argument("--server-log", type=Path, default=None,
@@ -171,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not compiler.compiled_model_path.is_file():
             raise ConfigurationError(f"--skip-compilation was given but {compiler.compiled_model_path} does not "
                                      "exist: compile it first (model_compilation) or drop --skip-compilation")
-        compiled = compiler.describe()
+        sidecar = compiler.compiled_model_path.with_name(compiler.compiled_model_path.name + ".json")
+        compiled = {**compiler.describe(), **(json.loads(sidecar.read_text()) if sidecar.is_file() else {})}
+        compiled.pop("provenance", None)
     else:
         from edge_ai_lib.scenarios.model_compilation import compile_model
 
@@ -181,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     runtime_path = f"{classes['runtimecls'].__module__}.{classes['runtimecls'].__name__}"
     board_info: dict[str, Any] = {"name": "remote", "host": getattr(args, "host", None)}
     local = None
+    if args.board == "ssh":
+        raise NotSupportedError("boards of type ssh (deployment over SSH with Fabric) are not implemented yet: "
+                                "start inference_server on the board yourself and run inference_client without "
+                                "--board, with --host and --port of that server")
     if args.board == "local":
         from edge_ai_lib.boards.local import LocalBoard
 

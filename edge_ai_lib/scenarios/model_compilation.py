@@ -21,10 +21,11 @@ from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
 
 
-def compile_model(wrapper: ModelWrapper, compiler: ModelCompiler) -> dict:
-    """Compile `wrapper`'s model with `compiler`; returns the compiler's description with timings."""
+def compile_model(wrapper: ModelWrapper, compiler: ModelCompiler, source: Path | None = None) -> dict:
+    """Compile `wrapper`'s model (or `source`, e.g. its ONNX export) with `compiler`; returns the
+    compiler's description with timings."""
     start = time.perf_counter()
-    source = compiler.source_model(wrapper)
+    source = Path(source) if source is not None else compiler.source_model(wrapper)
     compiled = compiler.compile(source, wrapper)
     described = compiler.describe()
     described.update({"source_model": str(source), "compile_seconds": time.perf_counter() - start})
@@ -32,16 +33,22 @@ def compile_model(wrapper: ModelWrapper, compiler: ModelCompiler) -> dict:
     return described
 
 
+def _own_arguments(group) -> None:
+    group.add_argument("--source-model", type=Path, default=None,
+                       help="The file to compile (e.g. the model's ONNX export) instead of deriving it from "
+                            "--model-path")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args, classes = parse_scenario_arguments(
         __doc__.splitlines()[0],
         [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)"),
          ClassArgument("compilercls", ModelCompiler, "ModelCompiler class (dotted path)"),
-         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)")], argv=argv)
+         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)")], add_own=_own_arguments, argv=argv)
     dataset = classes["datasetcls"].from_argparse(args)
     wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=True)
     compiler = classes["compilercls"].from_argparse(dataset, args)
-    described = compile_model(wrapper, compiler)
+    described = compile_model(wrapper, compiler, args.source_model)
     described["provenance"] = collect_provenance(vars(args))
     Path(str(compiler.compiled_model_path) + ".json").write_text(json.dumps(described, indent=2) + "\n")
     print(f"wrote {compiler.compiled_model_path} ({described['size_bytes']} bytes) in "

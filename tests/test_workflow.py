@@ -1,0 +1,237 @@
+"""The Snakemake workflow, run for real on a tiny config in a copy of the workflow.
+
+The tiny config's models live in a package of the test's own (testmodels/), so that editing "the
+model's own source file" never touches the repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, require_tool
+
+pytestmark = pytest.mark.slow
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+TINY_CONFIG = {
+    "datasets": {"digits": {"class": "edge_ai_lib.datasets.digits.DigitsDataset"}},
+    "models": {
+        "keras-cnn": {"wrapper": "testmodels.tiny_keras.TinyKerasCNN", "framework": "keras", "dataset": "digits",
+                      "training": {"batch_size": 32, "learning_rate": 0.001, "num_epochs": 1}},
+        "pytorch-cnn": {"wrapper": "testmodels.tiny_torch.TinyTorchCNN", "framework": "pytorch",
+                        "dataset": "digits",
+                        "training": {"batch_size": 32, "learning_rate": 0.001, "num_epochs": 1}},
+    },
+    "compilers": {
+        "tflite-float32": {"class": "edge_ai_lib.compilers.tflite.TFLiteCompiler",
+                           "runtime": "edge_ai_lib.runtimes.tflite.TFLiteRuntime", "reads": ["keras", "onnx"],
+                           "target": "host", "args": {"target": "float32"}},
+        "onnxruntime": {"class": "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler",
+                        "runtime": "edge_ai_lib.runtimes.onnxruntime.ONNXRuntime", "reads": ["onnx"],
+                        "target": "host"},
+    },
+    "boards": {"local": {"type": "local", "architecture": "host"}},
+    "benchmark": {"warmup": 2, "max_samples": 60},
+}
+RUNS = [(m, c) for m in TINY_CONFIG["models"] for c in TINY_CONFIG["compilers"]]
+
+
+def snakemake(directory: Path, *arguments: str, cores: int = 2, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(directory), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([SNAKEMAKE, "--cores", str(cores), "results/report.html", *arguments], cwd=directory,
+                            capture_output=True, text=True, env=env, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {arguments} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def planned_jobs(directory: Path) -> list[tuple[str, dict[str, str]]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    output = snakemake(directory, "--dry-run").stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        match = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not match:
+            continue
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
+        pairs = dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {}
+        jobs.append((match.group(1), pairs))
+    return jobs
+
+
+def job_set(jobs):
+    return sorted((rule, wildcards.get("model", ""), wildcards.get("compiler", "")) for rule, wildcards in jobs)
+
+
+def chain(model: str) -> list[tuple[str, str, str]]:
+    """The jobs one model's change must rerun: train, export, compile and benchmark per compiler, report."""
+    jobs = [("train_model", model, ""), ("export_onnx", model, ""), ("render_report", "", "")]
+    jobs += [(rule, model, compiler) for rule in ("compile_model", "benchmark_board")
+             for compiler in TINY_CONFIG["compilers"]]
+    return sorted(jobs)
+
+
+@pytest.fixture(scope="module")
+def workflow(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("workflow")
+    for name in ("Snakefile", "rules", "workflow", "profiles", "config"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, directory / name)
+    (directory / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG, sort_keys=False))
+    package = directory / "testmodels"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tiny_keras.py").write_text(
+        "from edge_ai_lib.modelwrappers.classification.tensorflow_digits import TensorFlowDigitsCNN\n\n\n"
+        "class TinyKerasCNN(TensorFlowDigitsCNN):\n    pass\n")
+    (package / "tiny_torch.py").write_text(
+        "from edge_ai_lib.modelwrappers.classification.pytorch_digits import PyTorchDigitsCNN\n\n\n"
+        "class TinyTorchCNN(PyTorchDigitsCNN):\n    pass\n")
+    snakemake(directory)
+    return directory
+
+
+def test_cold_run_builds_every_run_and_the_report(workflow):
+    assert (workflow / "results" / "report.html").stat().st_size > 10_000
+    for model, compiler in RUNS:
+        document = json.loads((workflow / "results" / "benchmarks" / model / compiler / "local.json").read_text())
+        assert document["kind"] == "inference_client"
+        assert document["dataset"]["evaluated_sample_count"] == 60
+        assert document["runtime"]["num_threads"] == 2  # the local board takes every core it was given
+        assert document["quality"]["accuracy"] > 0.3
+    assert (workflow / "results" / "logs" / "train_model" / "keras-cnn.keras.log").is_file()
+
+
+def test_noop_rerun_runs_nothing(workflow):
+    result = snakemake(workflow)
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_touching_config_and_sources_reruns_nothing(workflow):
+    for path in (workflow / "config" / "config.yaml", workflow / "testmodels" / "tiny_keras.py",
+                 workflow / "testmodels" / "tiny_torch.py"):
+        os.utime(path)
+    assert planned_jobs(workflow) == []
+
+
+def test_pytorch_config_change_reruns_only_the_pytorch_chain(workflow):
+    config = yaml.safe_load((workflow / "config" / "config.yaml").read_text())
+    config["models"]["pytorch-cnn"]["training"]["learning_rate"] = 0.002
+    (workflow / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert job_set(planned_jobs(workflow)) == chain("pytorch-cnn")
+    snakemake(workflow)
+    assert planned_jobs(workflow) == []
+
+
+def test_keras_source_edit_reruns_only_the_keras_chain(workflow):
+    source = workflow / "testmodels" / "tiny_keras.py"
+    source.write_text(source.read_text() + "\n# an edit of the model's own source\n")
+    assert job_set(planned_jobs(workflow)) == chain("keras-cnn")
+    snakemake(workflow)
+    assert planned_jobs(workflow) == []
+
+
+def test_benchmarks_on_one_board_never_overlap(workflow):
+    """With more cores than benchmarks, the board's exclusivity must still serialise them."""
+    snakemake(workflow, "--forcerun", "benchmark_board", cores=4)
+    sessions = []
+    for model, compiler in RUNS:
+        document = json.loads((workflow / "results" / "benchmarks" / model / compiler / "local.json").read_text())
+        sessions.append((document["session"]["started_unix"], document["session"]["ended_unix"]))
+        assert document["runtime"]["num_threads"] == 4
+    sessions.sort()
+    for (_, previous_end), (next_start, _) in zip(sessions, sessions[1:]):
+        assert previous_end <= next_start
+
+
+def test_report_renders_in_a_real_browser(workflow):
+    """Headless Chromium (Debian's, driven by its chromedriver) opens the report file."""
+    chromedriver = require_tool("chromedriver", "the report is checked in a real browser")
+    require_tool("chromium", "the report is checked in a real browser")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        driver.get((workflow / "results" / "report.html").resolve().as_uri())
+        assert driver.title == "edge-ai-tester report"
+        rows = driver.find_elements(By.CSS_SELECTOR, "#summary tbody tr")
+        assert len(rows) == len(RUNS)
+        cells = {(row.find_elements(By.TAG_NAME, "td")[0].text, row.find_elements(By.TAG_NAME, "td")[1].text)
+                 for row in rows}
+        assert cells == set(RUNS)
+        images = driver.find_elements(By.TAG_NAME, "img")
+        assert len(images) == 2 + 4 * len(RUNS)
+        loaded = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+        assert all(loaded)
+    finally:
+        driver.quit()
+
+
+def _dry_run_in_repo(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, "--dry-run", "--cores", "2", "results/report.html", *arguments], cwd=REPO,
+                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
+
+
+@pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_examples_validate_and_dry_run(example):
+    result = _dry_run_in_repo("--forceall", "--configfile", str(example))  # plan every job, whatever results/ holds
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "benchmark_board" in result.stdout
+
+
+def test_invalid_config_names_the_key(tmp_path):
+    config = json.loads(json.dumps(TINY_CONFIG))
+    config["models"]["keras-cnn"]["training"]["learning_rate"] = "fast"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = _dry_run_in_repo("--configfile", str(path))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "'fast' is not of type 'number'" in output
+    assert "['models']['keras-cnn']['training']['learning_rate']" in output
+
+
+def test_board_no_compiler_serves_is_refused(tmp_path):
+    config = json.loads(json.dumps(TINY_CONFIG))
+    config["boards"]["jetson"] = {"type": "ssh", "architecture": "riscv64", "host": "127.0.0.1", "user": "x"}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = _dry_run_in_repo("--configfile", str(path))
+    assert result.returncode != 0
+    assert "boards.jetson.architecture: no compiler targets riscv64" in result.stdout + result.stderr
+
+
+def test_parsing_the_workflow_imports_no_framework(tmp_path):
+    """Stand-ins for TensorFlow, torch and TVM that fail on import: a dry run must not touch them."""
+    for name in ("tensorflow", "torch", "tvm", "keras"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} imported while parsing')\n")
+    result = _dry_run_in_repo(env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "imported while parsing" not in result.stdout + result.stderr
+
+
+def test_lint_and_format_are_clean():
+    lint = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    snakefmt = str(Path(sys.executable).with_name("snakefmt"))
+    formatted = subprocess.run([snakefmt, "--check", "Snakefile", "rules"], cwd=REPO, capture_output=True,
+                               text=True, timeout=120)
+    assert formatted.returncode == 0, formatted.stderr
