@@ -92,3 +92,16 @@ def test_train_export_and_benchmark_from_the_command_line(tmp_path, wrapper, suf
     assert document["provenance"]["arguments"]["warmup"] == 5
     for plot in ("inference-time", "inference-time-histogram", "confusion-matrix"):
         assert (report / f"digits-{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("scenario", ["inference_performance", "inference_client"])
+def test_bad_evaluation_settings_are_refused(scenario, tmp_path):
+    classes = [TORCH_DIGITS, DIGITS] if scenario == "inference_performance" else [
+        TORCH_DIGITS, "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler",
+        "edge_ai_lib.runtimeprotocols.network.NetworkProtocol", "edge_ai_lib.runtimes.onnxruntime.ONNXRuntime", DIGITS]
+    extra = [] if scenario == "inference_performance" else ["--compiled-model-path", tmp_path / "m.onnx",
+                                                            "--save-model-path", tmp_path / "b.onnx"]
+    result = run_module(f"edge_ai_lib.scenarios.{scenario}", *classes, tmp_path / "r", "n", "--model-path",
+                        tmp_path / "m.pt", "--dataset-root", tmp_path / "d", "--max-samples", "0", *extra)
+    assert result.returncode == 1
+    assert "--max-samples must be at least 1, got 0" in result.stderr and "Traceback" not in result.stderr

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from edge_ai_lib.core.args import load_class
-from edge_ai_lib.core.errors import EdgeAIError
+from edge_ai_lib.core.errors import ConfigurationError, EdgeAIError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,26 @@ class ClassArgument:
 class PlainArgument:
     name: str
     help: str
+
+
+REPORT_POSITIONALS = [PlainArgument("output", "Directory of the JSON result and the plots"),
+                      PlainArgument("reportname", "Name of the report: prefix of every file written")]
+
+
+def add_evaluation_arguments(group, warmup: int = 10) -> None:
+    """Options of the scenarios that run a model over a dataset split and time it."""
+    group.add_argument("--warmup", type=int, default=warmup,
+                       help="Warm-up calls after the cold first call, left out of the statistics "
+                            "(default: %(default)s)")
+    group.add_argument("--max-samples", type=int, default=None, help="Evaluate at most this many samples")
+    group.add_argument("--split", default="validation", help="Dataset split to evaluate (default: %(default)s)")
+
+
+def check_evaluation_arguments(args: argparse.Namespace) -> None:
+    if args.warmup < 0:
+        raise ConfigurationError(f"--warmup must be 0 or more, got {args.warmup}")
+    if args.max_samples is not None and args.max_samples < 1:
+        raise ConfigurationError(f"--max-samples must be at least 1, got {args.max_samples}")
 
 
 def parse_scenario_arguments(description: str, positionals: Sequence[ClassArgument | PlainArgument],

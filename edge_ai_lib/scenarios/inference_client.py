@@ -29,7 +29,14 @@ from edge_ai_lib.core.measurements import TimingRecord, build_result, collect_pr
 from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.core.runtime import Runtime
 from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, decode_tensors, encode_tensors
-from edge_ai_lib.scenarios.cli import ClassArgument, PlainArgument, parse_scenario_arguments, run_scenario
+from edge_ai_lib.scenarios.cli import (
+    REPORT_POSITIONALS,
+    ClassArgument,
+    add_evaluation_arguments,
+    check_evaluation_arguments,
+    parse_scenario_arguments,
+    run_scenario,
+)
 
 
 @dataclass
@@ -144,11 +151,7 @@ def session_document(result: SessionResult, wrapper: ModelWrapper, dataset: Data
 def _own_arguments(group) -> None:
     group.add_argument("--skip-compilation", action="store_true",
                        help="Use the model already at --compiled-model-path instead of compiling")
-    group.add_argument("--warmup", type=int, default=10,
-                       help="Warm-up inferences after the cold first one, left out of the statistics "
-                            "(default: %(default)s)")
-    group.add_argument("--max-samples", type=int, default=None, help="Evaluate at most this many samples")
-    group.add_argument("--split", default="validation", help="Dataset split to evaluate (default: %(default)s)")
+    add_evaluation_arguments(group)
     group.add_argument("--board", default=None, choices=["local", "ssh"],
                        help="Start the server on this board first (local: a subprocess on loopback) instead of "
                             "connecting to --host/--port")
@@ -163,12 +166,9 @@ def main(argv: Sequence[str] | None = None) -> None:
          ClassArgument("compilercls", ModelCompiler, "ModelCompiler class (dotted path)"),
          ClassArgument("protocolcls", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
          ClassArgument("runtimecls", Runtime, "Runtime class (dotted path)"),
-         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)"),
-         PlainArgument("output", "Directory of the JSON result and the plots"),
-         PlainArgument("reportname", "Name of the report: prefix of every file written")],
+         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)"), *REPORT_POSITIONALS],
         add_own=_own_arguments, argv=argv)
-    if args.warmup < 0:
-        raise ConfigurationError(f"--warmup must be 0 or more, got {args.warmup}")
+    check_evaluation_arguments(args)
     dataset = classes["datasetcls"].from_argparse(args)
     wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=True)
     compiler = classes["compilercls"].from_argparse(dataset, args)

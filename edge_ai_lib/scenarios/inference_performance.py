@@ -11,32 +11,29 @@ from pathlib import Path
 from typing import Sequence
 
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.core.errors import ConfigurationError
 from edge_ai_lib.core.measurements import build_result, collect_provenance, write_result
 from edge_ai_lib.core.model import ModelWrapper
-from edge_ai_lib.scenarios.cli import ClassArgument, PlainArgument, parse_scenario_arguments, run_scenario
+from edge_ai_lib.scenarios.cli import (
+    REPORT_POSITIONALS,
+    ClassArgument,
+    add_evaluation_arguments,
+    check_evaluation_arguments,
+    parse_scenario_arguments,
+    run_scenario,
+)
 
 
 def _own_arguments(group) -> None:
-    group.add_argument("--warmup", type=int, default=ModelWrapper.default_warmup,
-                       help="Warm-up calls after the cold first call, left out of the statistics "
-                            "(default: %(default)s)")
-    group.add_argument("--max-samples", type=int, default=None, help="Evaluate at most this many samples")
-    group.add_argument("--split", default="validation", help="Dataset split to evaluate (default: %(default)s)")
+    add_evaluation_arguments(group, warmup=ModelWrapper.default_warmup)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args, classes = parse_scenario_arguments(
         __doc__.splitlines()[0],
         [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)"),
-         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)"),
-         PlainArgument("output", "Directory of the JSON result and the plots"),
-         PlainArgument("reportname", "Name of the report: prefix of every file written")],
+         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)"), *REPORT_POSITIONALS],
         add_own=_own_arguments, argv=argv)
-    if args.warmup < 0:
-        raise ConfigurationError(f"--warmup must be 0 or more, got {args.warmup}")
-    if args.max_samples is not None and args.max_samples < 1:
-        raise ConfigurationError(f"--max-samples must be at least 1, got {args.max_samples}")
+    check_evaluation_arguments(args)
     dataset = classes["datasetcls"].from_argparse(args)
     wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=True)
     quality, timing = wrapper.test_inference(split=args.split, warmup=args.warmup, max_samples=args.max_samples)
