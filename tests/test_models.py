@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from edge_ai_lib.core.errors import ModelLoadError
+from edge_ai_lib.core.runtimeprotocol import decode_tensors, encode_tensors
 from edge_ai_lib.scenarios.onnx_export import onnx_parity
 
 pytestmark = pytest.mark.slow
@@ -49,8 +50,11 @@ def test_io_specification_and_bytes_round_trip(trained, digits):
     wrapper, _ = trained
     spec = wrapper.get_io_specification()
     assert spec["input"][0]["shape"][0] == -1 and spec["output"][0]["shape"] == [-1, 10]
-    outputs = wrapper.predict(next(digits.iter_batches("validation", batch_size=3))[0])
-    assert np.array_equal(wrapper.convert_output_from_bytes(outputs.tobytes()), outputs)
+    inputs = next(digits.iter_batches("validation", batch_size=3))[0]
+    outputs = wrapper.predict(inputs)
+    assert np.array_equal(wrapper.convert_output_from_bytes(encode_tensors([outputs])), outputs)
+    (sent,) = decode_tensors(wrapper.convert_input_to_bytes(inputs))
+    assert np.array_equal(sent, wrapper.preprocess_input(inputs)) and sent.dtype == np.float32
 
 
 @pytest.mark.parametrize("wrapper_name", ["keras", "torch"])

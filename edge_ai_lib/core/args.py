@@ -92,11 +92,14 @@ def load_class(class_path: str, base: type | None = None) -> type:
     return cls
 
 
-def namespace_to_argv(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
-    """The command-line options of `parser` that give back the values in `args` (to pass them on)."""
+def namespace_to_argv(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                      skip: tuple[str, ...] = ()) -> list[str]:
+    """The command-line options of `parser` that give back the values in `args` (to pass them on),
+    leaving out the destinations in `skip`."""
     argv: list[str] = []
     for action in parser._actions:
-        if not action.option_strings or action.dest == "help" or not hasattr(args, action.dest):
+        if (not action.option_strings or action.dest == "help" or action.dest in skip
+                or not hasattr(args, action.dest)):
             continue
         value = getattr(args, action.dest)
         option = action.option_strings[0]

@@ -100,10 +100,6 @@ class Dataset(ArgumentsMixin):
     def get_class_names(self) -> list[str]:
         raise NotImplementedError
 
-    def get_input_shape(self) -> tuple[int, ...]:
-        """Shape of one preprocessed input sample, without the batch dimension."""
-        return tuple(self.prepare_input_samples(self.sample_refs[:1]).shape[1:])
-
     def split_size(self, split: str) -> int:
         return len(self._split_indices(split))
 

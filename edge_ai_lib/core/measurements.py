@@ -13,11 +13,10 @@ import json
 import os
 import platform
 import subprocess
-import time
 from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -145,13 +144,6 @@ class TimingRecord:
             "statistics": stats.to_dict(),
             "warnings": spread_warnings(stats),
         }
-
-
-def timed(call: Callable[[], Any]) -> tuple[Any, float]:
-    """Run `call` once and return (result, seconds) measured with perf_counter."""
-    start = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - start
 
 
 def classification_quality(probabilities: np.ndarray, truth: np.ndarray,

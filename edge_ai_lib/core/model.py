@@ -13,6 +13,7 @@ from edge_ai_lib.core.args import ArgumentsMixin
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import ModelLoadError
 from edge_ai_lib.core.measurements import TimingRecord
+from edge_ai_lib.core.runtimeprotocol import decode_tensors, encode_tensors
 
 
 class ModelWrapper(ArgumentsMixin):
@@ -117,13 +118,12 @@ class ModelWrapper(ArgumentsMixin):
         raise NotImplementedError
 
     def convert_input_to_bytes(self, inputs: np.ndarray) -> bytes:
-        spec = self.get_io_specification()["input"][0]
-        return np.ascontiguousarray(inputs, dtype=spec["dtype"]).tobytes()
+        """Preprocessed dataset inputs as the DATA payload of docs/protocol.md (a float32 tensor list)."""
+        return encode_tensors([np.asarray(self.preprocess_input(inputs), dtype=np.float32)])
 
     def convert_output_from_bytes(self, data: bytes) -> np.ndarray:
-        spec = self.get_io_specification()["output"][0]
-        per_sample = [d for d in spec["shape"][1:]]
-        return np.frombuffer(data, dtype=spec["dtype"]).reshape([-1] + per_sample)
+        """The raw model outputs carried by the OK answering OUTPUT."""
+        return decode_tensors(data)[0]
 
     def describe(self) -> dict[str, Any]:
         framework, version = self.get_framework_and_version()

@@ -61,21 +61,21 @@ class ONNXConversion:
         results = []
         for entry in self.model_list:
             path = models_directory / f"{self.framework}-{entry.name}.onnx"
-            export_status, import_status, message = self._step(lambda: self.onnx_export(entry, path))
+            export_status, message = self._step(lambda: self.onnx_export(entry, path))
             if export_status is SupportStatus.SUPPORTED:
-                import_status, _, message = self._step(lambda: self.onnx_import(entry, path))
+                import_status, message = self._step(lambda: self.onnx_import(entry, path))
             else:
                 import_status = SupportStatus.FAILED
             results.append(ConversionResult(self.framework, entry.name, export_status, import_status, message))
         return results
 
     @staticmethod
-    def _step(call: Callable[[], Any]) -> tuple[SupportStatus, SupportStatus, str]:
+    def _step(call: Callable[[], Any]) -> tuple[SupportStatus, str]:
         try:
             call()
         except NotImplementedError:
-            return SupportStatus.NOT_IMPLEMENTED, SupportStatus.NOT_IMPLEMENTED, "not implemented"
+            return SupportStatus.NOT_IMPLEMENTED, "not implemented"
         except Exception as error:  # the grid reports any failure instead of stopping
             last = traceback.format_exception_only(type(error), error)[-1].strip()
-            return SupportStatus.FAILED, SupportStatus.FAILED, last
-        return SupportStatus.SUPPORTED, SupportStatus.SUPPORTED, ""
+            return SupportStatus.FAILED, last
+        return SupportStatus.SUPPORTED, ""

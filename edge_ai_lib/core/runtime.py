@@ -134,12 +134,15 @@ class Runtime(ArgumentsMixin):
         self.set_inputs(decode_tensors(data))
         self.inputs_ready = True
 
-    def run(self) -> float:
-        """Run inference on the prepared inputs; returns (and records) the time of the runtime call."""
+    def require_inputs(self) -> None:
         if not self.model_loaded:
             raise RuntimeFailure("no model is loaded: send MODEL first")
         if not self.inputs_ready:
             raise RuntimeFailure("no inputs: send DATA before PROCESS")
+
+    def run(self) -> float:
+        """Run inference on the prepared inputs; returns (and records) the time of the runtime call."""
+        self.require_inputs()
         start = time.perf_counter()
         self.invoke()
         elapsed = time.perf_counter() - start
@@ -172,8 +175,7 @@ class Runtime(ArgumentsMixin):
                 self.prepare_input(payload)
                 protocol.request_success()
             elif message_type == MessageType.PROCESS:
-                if not (self.model_loaded and self.inputs_ready):
-                    self.run()  # raises the reason
+                self.require_inputs()  # refuse before the first OK, not between the two
                 protocol.request_success()
                 self.run()
                 protocol.request_success()

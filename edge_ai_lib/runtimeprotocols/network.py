@@ -208,8 +208,8 @@ class NetworkProtocol(RuntimeProtocol):
             return self.drop_client(None)
         except socket.timeout:
             return self.drop_client(f"frame incomplete after {self.timeout:g} s: disconnecting")
-        except OSError as error:
-            return self.drop_client(None) if error.errno else self.drop_client(str(error))
+        except OSError:
+            return self.drop_client(None)  # reset by the peer: nobody left to tell
         self.client_deadline = time.monotonic() + self.timeout
         return [(ServerEvent.MESSAGE, message_type, payload)]
 

@@ -28,7 +28,7 @@ from edge_ai_lib.core.errors import BoardError, ConfigurationError, ConnectionLo
 from edge_ai_lib.core.measurements import TimingRecord, build_result, collect_provenance, write_result
 from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.core.runtime import Runtime
-from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, decode_tensors, encode_tensors
+from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol
 from edge_ai_lib.scenarios.cli import (
     REPORT_POSITIONALS,
     ClassArgument,
@@ -58,7 +58,7 @@ def _exchange(protocol: RuntimeProtocol, wrapper: ModelWrapper, payload: bytes) 
     """One full per-batch exchange: DATA, PROCESS, OUTPUT, STATS; returns (host s, board s, outputs, stats)."""
     protocol.upload_input(payload)
     host_seconds = protocol.request_processing()
-    outputs = decode_tensors(protocol.download_output())[0]
+    outputs = wrapper.convert_output_from_bytes(protocol.download_output())
     stats = protocol.download_statistics()
     board_times = stats.get("inference_s", [])
     if len(board_times) != 1:
@@ -84,7 +84,7 @@ def run_session(protocol: RuntimeProtocol, wrapper: ModelWrapper, dataset: Datas
     host = TimingRecord(warmup_count=warmup, batch_size=batch_size)
     resources: list[dict[str, Any]] = []
     first_inputs, _ = next(dataset.iter_batches(split, batch_size=batch_size))
-    first_payload = encode_tensors([np.asarray(wrapper.preprocess_input(first_inputs), dtype=np.float32)])
+    first_payload = wrapper.convert_input_to_bytes(first_inputs)
     while board.in_warmup:
         host_seconds, board_seconds, _, stats = _exchange(protocol, wrapper, first_payload)
         host.add(host_seconds)
@@ -97,7 +97,7 @@ def run_session(protocol: RuntimeProtocol, wrapper: ModelWrapper, dataset: Datas
     with tqdm(total=total, desc=f"board inference ({split})", unit="sample", disable=not progress,
               mininterval=0.5) as bar:
         for inputs, labels in dataset.iter_batches(split, batch_size=batch_size, max_samples=max_samples):
-            payload = encode_tensors([np.asarray(wrapper.preprocess_input(inputs), dtype=np.float32)])
+            payload = wrapper.convert_input_to_bytes(inputs)
             host_seconds, board_seconds, outputs, stats = _exchange(protocol, wrapper, payload)
             host.add(host_seconds)
             board.add(board_seconds)
@@ -197,9 +197,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         log_path = args.server_log or output / f"{args.reportname}-server.log"
         local = LocalBoard(log_path=log_path)
-        server_argv = (namespace_to_argv(classes["protocolcls"].form_argparse()[0], args)
+        server_argv = (namespace_to_argv(classes["protocolcls"].form_argparse()[0], args, skip=("host", "port"))
                        + namespace_to_argv(classes["runtimecls"].form_argparse()[0], args))
-        server_argv = _without_options(server_argv, ("--host", "--port"))
         args.host, args.port = local.start_server(protocol_path, runtime_path, server_argv)
         board_info = {"name": local.name, "architecture": local.architecture, "server_log": str(log_path)}
     try:
@@ -233,19 +232,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     for warning in document["performance"]["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {path}")
-
-
-def _without_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
-    kept, skip = [], False
-    for token in argv:
-        if skip:
-            skip = False
-            continue
-        if token in options:
-            skip = True
-            continue
-        kept.append(token)
-    return kept
 
 
 if __name__ == "__main__":
