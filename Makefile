@@ -7,7 +7,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 CORES ?= 2
 
-.PHONY: install report test test-fast bench clean
+.PHONY: install report test test-fast bench fuzz clean
 
 install: $(STAMP)
 
@@ -34,3 +34,8 @@ clean:
 # Benchmarks of the protocol and the board timing (prints a table, writes results/bench/*.json).
 bench: install
 	$(PY) bench/run_bench.py
+
+# Structure-aware fuzzing of the inference server (a subprocess, 127.0.0.1 only): prints frames by type and
+# outcome, deaths, hangs and memory growth; fails on any death or hang (bench/fuzz.py --help for options).
+fuzz: install
+	$(PY) bench/fuzz.py --frames 100000

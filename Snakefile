@@ -1,19 +1,23 @@
 # edge-ai-tester: `snakemake --cores N results/report.html` builds every configured run and the report.
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
+include: "rules/common.smk"
+
+
 # A config given with --configfile replaces the default one (Snakemake would otherwise merge them).
 if not workflow.overwrite_configfiles:
+    check_config_syntax(DEFAULT_CONFIG)
 
-    configfile: "config/config.yaml"
-
-
-validate(config, "workflow/schemas/config.schema.yaml")
+    configfile: DEFAULT_CONFIG
 
 
-include: "rules/common.smk"
+# The schema, then the class paths and their arguments: a mistake stops here, one line per problem.
+check_config("workflow/schemas/config.schema.yaml")
+
+
 include: "rules/datasets.smk"
 include: "rules/training.smk"
 include: "rules/onnx.smk"

@@ -1,11 +1,19 @@
-"""PNG plots of a benchmark run (matplotlib, headless)."""
+"""PNG plots of a benchmark run (matplotlib, headless), and a run's plots-then-result outputs.
+
+Every PNG is written through a temporary in its own directory and renamed into place when complete,
+so a full disk or Ctrl-C never leaves a truncated image.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Any, Callable, Sequence
 
 import numpy as np
+
+from edge_ai_lib.core.files import atomic_output, atomic_outputs
+from edge_ai_lib.core.measurements import result_text, validate_result
 
 
 def _pyplot():
@@ -17,7 +25,8 @@ def _pyplot():
     return plt
 
 
-def plot_latency_over_time(samples_s: Sequence[float], path: Path, title: str) -> Path:
+def draw_latency_over_time(samples_s: Sequence[float], title: str) -> Any:
+    """Figure of per-call time in call order with the median: shows drift, throttling and outliers."""
     plt = _pyplot()
     values = np.asarray(samples_s) * 1e3
     fig, ax = plt.subplots(figsize=(8, 3.5), dpi=100)
@@ -30,12 +39,11 @@ def plot_latency_over_time(samples_s: Sequence[float], path: Path, title: str) -
     ax.legend(loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
-def plot_latency_histogram(samples_s: Sequence[float], path: Path, title: str) -> Path:
+def draw_latency_histogram(samples_s: Sequence[float], title: str) -> Any:
+    """Figure of the distribution of per-call times, p50 and p99 marked."""
     plt = _pyplot()
     values = np.asarray(samples_s) * 1e3
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
@@ -48,12 +56,11 @@ def plot_latency_histogram(samples_s: Sequence[float], path: Path, title: str) -
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path, title: str) -> Path:
+def draw_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str) -> Any:
+    """Figure of the confusion matrix, each row normalised by its true class's count."""
     plt = _pyplot()
     values = np.asarray(matrix, dtype=np.float64)
     totals = values.sum(axis=1, keepdims=True)
@@ -72,28 +79,11 @@ def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence
                     color="white" if normalised[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
-def plot_run(document: dict, report_dir: Path, report_name: str) -> list[Path]:
-    """The three standard plots of a result document; returns their paths."""
-    report_dir = Path(report_dir)
-    samples = document["performance"]["samples_s"]
-    quality = document["quality"]
-    return [
-        plot_latency_over_time(samples, report_dir / f"{report_name}-inference-time.png",
-                               f"{report_name}: inference time per call"),
-        plot_latency_histogram(samples, report_dir / f"{report_name}-inference-time-histogram.png",
-                               f"{report_name}: inference time distribution"),
-        plot_confusion_matrix(quality["confusion_matrix"], quality["class_names"],
-                              report_dir / f"{report_name}-confusion-matrix.png", f"{report_name}: confusion matrix"),
-    ]
-
-
-def plot_board_resources(samples: Sequence[dict], path: Path, title: str) -> Path:
-    """CPU use and resident memory of the board's server over the run."""
+def draw_board_resources(samples: Sequence[dict], title: str) -> Any:
+    """Figure of the board server's CPU use and resident memory over the run."""
     plt = _pyplot()
     fig, cpu_axis = plt.subplots(figsize=(8, 3.2), dpi=100)
     if samples:
@@ -111,14 +101,11 @@ def plot_board_resources(samples: Sequence[dict], path: Path, title: str) -> Pat
     cpu_axis.set_ylabel("CPU [%]")
     cpu_axis.set_title(title)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return fig
 
 
-def plot_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, y_label: str, path: Path,
-                  title: str) -> Path:
-    """Scatter of runs (e.g. accuracy against latency), one labelled point per run."""
+def draw_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, y_label: str, title: str) -> Any:
+    """Figure scattering runs (e.g. accuracy against latency), one labelled point per run."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for point in points:
@@ -130,6 +117,107 @@ def plot_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
+
+
+def _write_png(fig: Any, target: Path | IO[bytes]) -> None:
+    """Save `fig` as PNG into a temporary file or a buffer, then close it.
+
+    The format is given explicitly: temporary names need not end in .png.
+    """
+    try:
+        fig.savefig(target, format="png")
+    finally:
+        _pyplot().close(fig)
+
+
+def png_bytes(fig: Any) -> bytes:
+    """`fig` as PNG bytes, without touching the disk (e.g. to embed in a report); closes the figure."""
+    buffer = io.BytesIO()
+    _write_png(fig, buffer)
+    return buffer.getvalue()
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write `fig` as PNG at `path` atomically (never half an image) and close the figure."""
+    try:
+        with atomic_output(path) as temporary:
+            fig.savefig(temporary, format="png")
+    finally:
+        _pyplot().close(fig)
     return Path(path)
+
+
+def plot_latency_over_time(samples_s: Sequence[float], path: Path, title: str) -> Path:
+    """Per-call time in call order, with the median: shows drift, throttling and outliers."""
+    return save_figure(draw_latency_over_time(samples_s, title), path)
+
+
+def plot_latency_histogram(samples_s: Sequence[float], path: Path, title: str) -> Path:
+    """Distribution of per-call times with p50 and p99 marked."""
+    return save_figure(draw_latency_histogram(samples_s, title), path)
+
+
+def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path,
+                          title: str) -> Path:
+    """Confusion matrix, each row normalised by its true class's count."""
+    return save_figure(draw_confusion_matrix(matrix, class_names, title), path)
+
+
+def plot_board_resources(samples: Sequence[dict], path: Path, title: str) -> Path:
+    """CPU use and resident memory of the board's server over the run."""
+    return save_figure(draw_board_resources(samples, title), path)
+
+
+def plot_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, y_label: str, path: Path,
+                  title: str) -> Path:
+    """Scatter of runs (e.g. accuracy against latency), one labelled point per run."""
+    return save_figure(draw_tradeoff(points, x_key, y_key, x_label, y_label, title), path)
+
+
+def _run_figures(document: dict, report_dir: Path, report_name: str) -> list[tuple[Path, Callable[[], Any]]]:
+    """The standard plots of a result document: (file, function drawing its figure) pairs."""
+    samples = document["performance"]["samples_s"]
+    quality = document["quality"]
+    return [
+        (report_dir / f"{report_name}-inference-time.png",
+         lambda: draw_latency_over_time(samples, f"{report_name}: inference time per call")),
+        (report_dir / f"{report_name}-inference-time-histogram.png",
+         lambda: draw_latency_histogram(samples, f"{report_name}: inference time distribution")),
+        (report_dir / f"{report_name}-confusion-matrix.png",
+         lambda: draw_confusion_matrix(quality["confusion_matrix"], quality["class_names"],
+                                        f"{report_name}: confusion matrix")),
+    ]
+
+
+def plot_run(document: dict, report_dir: Path, report_name: str) -> list[Path]:
+    """The three standard plots of a result document; returns their paths."""
+    return [save_figure(draw(), path) for path, draw in _run_figures(document, Path(report_dir), report_name)]
+
+
+def write_run_outputs(output_dir: Path, name: str, document: dict) -> tuple[Path, list[Path]]:
+    """Write a run's plots, then its result JSON `output_dir/name.json`, as one step.
+
+    The result file is what the workflow (and a reader) takes as proof that the run succeeded, so it
+    appears last, only once every plot is in place. Everything is drawn into temporaries first: on
+    any failure (schema, full disk, Ctrl-C) none of this run's files is left and the previous run's
+    files stay as they were. Returns the result's path and the plots' paths.
+
+    Raises
+    ------
+    MeasurementsError
+        The document does not follow the result schema (checked before anything is drawn).
+    StorageError
+        A file could not be written (e.g. no space left), in one sentence naming the directory.
+    """
+    validate_result(document)
+    output_dir = Path(output_dir)
+    figures = _run_figures(document, output_dir, name)
+    result_path = output_dir / f"{name}.json"
+    plot_paths = [path for path, _ in figures]
+    with atomic_outputs([*plot_paths, result_path]) as temporaries:
+        for temporary, (_, draw) in zip(temporaries, figures):
+            _write_png(draw(), temporary)
+        with open(temporaries[-1], "w", encoding="utf-8") as handle:
+            handle.write(result_text(document))
+    return result_path, plot_paths

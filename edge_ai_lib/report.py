@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
 from edge_ai_lib import plots
+from edge_ai_lib.core.files import atomic_write_text
 from edge_ai_lib.core.measurements import read_result
 
 
@@ -37,8 +37,9 @@ def run_from_path(path: Path) -> Run:
     return Run(path.parent.parent.name, path.parent.name, path.stem, path, read_result(path))
 
 
-def _image(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+def _image(figure: Any) -> str:
+    """A matplotlib figure as a data URI, so the report is one self-contained file."""
+    return "data:image/png;base64," + base64.b64encode(plots.png_bytes(figure)).decode()
 
 
 def fastest_verdicts(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -64,82 +65,71 @@ def render(result_paths: Sequence[Path], output: Path, title: str = "edge-ai-tes
     runs = sorted((run_from_path(p) for p in result_paths), key=lambda r: (r.model, r.board, r.compiler))
     verdicts = fastest_verdicts(runs)
     rows, details = [], []
-    with tempfile.TemporaryDirectory(prefix="edge-ai-report-") as tmp:
-        work = Path(tmp)
-        points = []
-        for index, run in enumerate(runs):
-            document = run.document
-            stats = document["performance"]["statistics"]
-            compiled = document.get("compiled_model", {})
-            runtime = document.get("runtime", {})
-            verdict = verdicts[(run.model, run.board)]
-            if verdict["count"] < 2:
-                mark = ""
-            elif run.compiler == verdict["fastest"]:
-                mark = "fastest" if not verdict["tied"] else "fastest (indistinguishable from " + \
-                    ", ".join(verdict["tied"]) + ")"
-            elif run.compiler in verdict["tied"]:
-                mark = "indistinguishable from the fastest"
-            else:
-                mark = ""
-            row = {
-                "label": run.label, "anchor": run.anchor, "model": run.model, "compiler": run.compiler,
-                "board": run.board, "runtime": f"{runtime.get('runtime', '?')} {runtime.get('runtime_version', '')}",
-                "threads": runtime.get("num_threads"),
-                "accuracy": document["quality"]["accuracy"],
-                "median_ms": stats["median"] * 1e3, "p90_ms": stats["p90"] * 1e3, "p99_ms": stats["p99"] * 1e3,
-                "ci_ms": [v * 1e3 for v in stats["median_ci95"]],
-                "samples_per_second": stats["samples_per_second"],
-                "size_kib": (compiled.get("size_bytes") or document["model"]["size_bytes"]) / 1024,
-                "load_ms": (compiled.get("load_time_s") or 0) * 1e3,
-                "mark": mark, "warnings": document["performance"]["warnings"],
-            }
-            rows.append(row)
-            points.append({"label": f"{run.model}/{run.compiler}", "latency": row["median_ms"],
-                           "accuracy": row["accuracy"], "size": row["size_kib"]})
-            prefix = work / f"run{index}"
-            images = {
-                "Inference time over the run": plots.plot_latency_over_time(
-                    document["performance"]["samples_s"], prefix.with_name(prefix.name + "-time.png"), run.label),
-                "Inference time distribution": plots.plot_latency_histogram(
-                    document["performance"]["samples_s"], prefix.with_name(prefix.name + "-hist.png"), run.label),
-                "Confusion matrix": plots.plot_confusion_matrix(
-                    document["quality"]["confusion_matrix"], document["quality"]["class_names"],
-                    prefix.with_name(prefix.name + "-cm.png"), run.label),
-                "Board CPU and memory": plots.plot_board_resources(
-                    document.get("board_resources", {}).get("samples", []),
-                    prefix.with_name(prefix.name + "-res.png"), run.label),
-            }
-            overhead = document.get("protocol_overhead", {})
-            details.append({
-                **row, "images": {name: _image(path) for name, path in images.items()},
-                "overhead_median_us": overhead.get("median_s", 0) * 1e6 if overhead else None,
-                "overhead_p99_us": overhead.get("p99_s", 0) * 1e6 if overhead else None,
-                "cold_ms": (document["performance"]["cold_first_inference_s"] or 0) * 1e3,
-                "warmup": document["performance"]["warmup"]["count"],
-                "samples": document["dataset"].get("evaluated_sample_count", document["dataset"]["sample_count"]),
-                "split": document["dataset"]["split"],
-                "provenance": json.dumps({"compiled_model": compiled, "runtime": runtime,
-                                          "board": document.get("board"), "model": document["model"],
-                                          "provenance": document["provenance"]}, indent=2, default=str),
-            })
-        summary_images = {}
-        if points:
-            summary_images = {
-                "Accuracy against latency": _image(plots.plot_tradeoff(
-                    points, "latency", "accuracy", "median latency [ms]", "accuracy", work / "acc.png",
-                    "accuracy against latency")),
-                "Model size against latency": _image(plots.plot_tradeoff(
-                    points, "latency", "size", "median latency [ms]", "compiled model size [KiB]", work / "size.png",
-                    "size against latency")),
-            }
+    points = []
+    for run in runs:
+        document = run.document
+        stats = document["performance"]["statistics"]
+        compiled = document.get("compiled_model", {})
+        runtime = document.get("runtime", {})
+        verdict = verdicts[(run.model, run.board)]
+        if verdict["count"] < 2:
+            mark = ""
+        elif run.compiler == verdict["fastest"]:
+            mark = "fastest" if not verdict["tied"] else "fastest (indistinguishable from " + \
+                ", ".join(verdict["tied"]) + ")"
+        elif run.compiler in verdict["tied"]:
+            mark = "indistinguishable from the fastest"
+        else:
+            mark = ""
+        row = {
+            "label": run.label, "anchor": run.anchor, "model": run.model, "compiler": run.compiler,
+            "board": run.board, "runtime": f"{runtime.get('runtime', '?')} {runtime.get('runtime_version', '')}",
+            "threads": runtime.get("num_threads"),
+            "accuracy": document["quality"]["accuracy"],
+            "median_ms": stats["median"] * 1e3, "p90_ms": stats["p90"] * 1e3, "p99_ms": stats["p99"] * 1e3,
+            "ci_ms": [v * 1e3 for v in stats["median_ci95"]],
+            "samples_per_second": stats["samples_per_second"],
+            "size_kib": (compiled.get("size_bytes") or document["model"]["size_bytes"]) / 1024,
+            "load_ms": (compiled.get("load_time_s") or 0) * 1e3,
+            "mark": mark, "warnings": document["performance"]["warnings"],
+        }
+        rows.append(row)
+        points.append({"label": f"{run.model}/{run.compiler}", "latency": row["median_ms"],
+                       "accuracy": row["accuracy"], "size": row["size_kib"]})
+        images = {
+            "Inference time over the run": plots.draw_latency_over_time(
+                document["performance"]["samples_s"], run.label),
+            "Inference time distribution": plots.draw_latency_histogram(
+                document["performance"]["samples_s"], run.label),
+            "Confusion matrix": plots.draw_confusion_matrix(
+                document["quality"]["confusion_matrix"], document["quality"]["class_names"], run.label),
+            "Board CPU and memory": plots.draw_board_resources(
+                document.get("board_resources", {}).get("samples", []), run.label),
+        }
+        overhead = document.get("protocol_overhead", {})
+        details.append({
+            **row, "images": {name: _image(figure) for name, figure in images.items()},
+            "overhead_median_us": overhead.get("median_s", 0) * 1e6 if overhead else None,
+            "overhead_p99_us": overhead.get("p99_s", 0) * 1e6 if overhead else None,
+            "cold_ms": (document["performance"]["cold_first_inference_s"] or 0) * 1e3,
+            "warmup": document["performance"]["warmup"]["count"],
+            "samples": document["dataset"].get("evaluated_sample_count", document["dataset"]["sample_count"]),
+            "split": document["dataset"]["split"],
+            "provenance": json.dumps({"compiled_model": compiled, "runtime": runtime,
+                                      "board": document.get("board"), "model": document["model"],
+                                      "provenance": document["provenance"]}, indent=2, default=str),
+        })
+    summary_images = {}
+    if points:
+        summary_images = {
+            "Accuracy against latency": _image(plots.draw_tradeoff(
+                points, "latency", "accuracy", "median latency [ms]", "accuracy", "accuracy against latency")),
+            "Model size against latency": _image(plots.draw_tradeoff(
+                points, "latency", "size", "median latency [ms]", "compiled model size [KiB]",
+                "size against latency")),
+        }
     template = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(
         resources.files("edge_ai_lib.resources").joinpath("report.html.j2").read_text())
     html = template.render(title=title, rows=rows, details=details, summary_images=summary_images,
                            verdicts=[{"model": m, "board": b, **v} for (m, b), v in sorted(verdicts.items())])
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_output = output.with_name(output.name + ".tmp")
-    tmp_output.write_text(html)
-    tmp_output.replace(output)
-    return output
+    return atomic_write_text(output, html, elsewhere="pass another output path")

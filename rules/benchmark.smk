@@ -38,20 +38,18 @@ rule benchmark_board:
         runtime_arguments=lambda wildcards: cli_args(
             config["boards"][wildcards.board].get("runtime_args")
         ),
-        settings=BENCHMARK,
+        settings=benchmark_settings(),
+        max_samples=max_samples_option(),
         report_dir=lambda wildcards: f"results/benchmarks/{wildcards.model}/{wildcards.compiler}",
         received=lambda wildcards: f"results/boards/{wildcards.board}/received-model."
         f"{compiled_suffix(wildcards.compiler)}",
-        max_samples=lambda wildcards: (
-            f"--max-samples {BENCHMARK['max_samples']}"
-            if BENCHMARK["max_samples"]
-            else ""
-        ),
     shell:
-        "{params.python} -m edge_ai_lib.scenarios.inference_client {params.wrapper} {params.compiler_class} "
-        "edge_ai_lib.runtimeprotocols.network.NetworkProtocol {params.runtime_class} {params.dataset_class} "
-        "{params.report_dir} {wildcards.board} --model-path {input.model} "
-        "--compiled-model-path {input.compiled} --skip-compilation --save-model-path {params.received} "
-        "--dataset-root {params.dataset_root} --no-download-dataset --num-threads {threads} "
-        "--warmup {params.settings[warmup]} {params.max_samples} {params.board_arguments} "
-        "{params.model_arguments} {params.compiler_arguments} {params.runtime_arguments} > {log} 2>&1"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.inference_client {params.wrapper:q} "
+        "{params.compiler_class:q} edge_ai_lib.runtimeprotocols.network.NetworkProtocol "
+        "{params.runtime_class:q} {params.dataset_class:q} {params.report_dir:q} {wildcards.board:q} "
+        "--board-name {wildcards.board:q} --board-lock-timeout {params.settings[board_lock_timeout]:q} "
+        "--model-path {input.model:q} --compiled-model-path {input.compiled:q} --skip-compilation "
+        "--save-model-path {params.received:q} --dataset-root {params.dataset_root:q} "
+        "--no-download-dataset --num-threads {threads:q} --warmup {params.settings[warmup]:q} "
+        "{params.max_samples:q} {params.board_arguments:q} {params.model_arguments:q} "
+        "{params.compiler_arguments:q} {params.runtime_arguments:q} > {log:q} 2>&1"

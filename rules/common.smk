@@ -1,25 +1,322 @@
-# Helpers and input functions of the rules. Nothing here imports a deep-learning framework.
+# Helpers and input functions of the rules, and the checks of the config. Nothing here imports a
+# deep-learning framework: classes are loaded only where their modules import none at their top.
+import difflib
 import hashlib
+import json
+import os
 import platform
 import sys
 from pathlib import Path
 
-from edge_ai_lib.core.args import load_class
+import yaml
+from snakemake.exceptions import WorkflowError
+
+from edge_ai_lib.core.args import (
+    argument_names,
+    find_class_source,
+    find_module_source,
+    load_class,
+)
+from edge_ai_lib.core.compiler import ModelCompiler
+from edge_ai_lib.core.dataset import Dataset
+from edge_ai_lib.core.errors import ClassPathError
+from edge_ai_lib.core.runtime import Runtime
 
 PYTHON = sys.executable
+DEFAULT_CONFIG = "config/config.yaml"
 HOST_ARCHITECTURE = platform.machine()
 MODEL_EXTENSIONS = {"keras": "keras", "pytorch": "pt"}
 FRAMEWORK_MODULES = {
     "keras": "edge_ai_lib.modelwrappers.frameworks.tensorflow",
     "pytorch": "edge_ai_lib.modelwrappers.frameworks.pytorch",
 }
-BENCHMARK = {"warmup": 10, "max_samples": None, **config.get("benchmark", {})}
+# Options the rules set themselves, per role of a class: a config key for one of them is refused.
+SET_BY_THE_WORKFLOW = {
+    "dataset": {"dataset_root", "download_dataset"},
+    "compiler": {"compiled_model_path"},
+    "runtime": {"save_model_path"},
+}
 
 
+# -- the config: loading and checks -------------------------------------------------------------
+def config_files():
+    """The files the config came from, as the user named them (--configfile replaces the default)."""
+    given = workflow.overwrite_configfiles or [DEFAULT_CONFIG]
+    shown = []
+    for path in map(str, given):
+        relative = os.path.relpath(path)
+        shown.append(path if relative.startswith("..") else relative)
+    return shown
+
+
+def refuse_config(problems):
+    """Stop the workflow with one line per problem: `FILE[:LINE]: key.path: what is wrong and the fix`."""
+    sys.exit(
+        "\n".join(
+            (
+                f"{where(keys)}: {'.'.join(map(str, keys))}: {message}"
+                if keys
+                else f"{where(keys)}: {message}"
+            )
+            for keys, message in problems
+        )
+    )
+
+
+def where(keys):
+    """The file (and line) of the config that sets `keys`: the last file given that has them wins."""
+    files = config_files()
+    for path in reversed(files):
+        try:
+            node = yaml.compose(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        for key in keys:
+            if isinstance(node, yaml.MappingNode):
+                node = next(
+                    (value for name, value in node.value if name.value == str(key)),
+                    None,
+                )
+            elif (
+                isinstance(node, yaml.SequenceNode)
+                and isinstance(key, int)
+                and key < len(node.value)
+            ):
+                node = node.value[key]
+            else:
+                node = None
+            if node is None:
+                break
+        if node is not None:
+            return f"{path}:{node.start_mark.line + 1}" if keys else path
+    return " and ".join(files)
+
+
+def check_config_syntax(path):
+    """A config file that is neither JSON nor YAML stops here with its line and column.
+
+    Snakemake's own message names neither the file nor the line. Files given with --configfile are read
+    by Snakemake before this Snakefile runs, so this sees only the default one.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return  # Snakemake names a missing config file itself
+    try:
+        document = json.loads(text)
+    except ValueError:
+        try:
+            document = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            context = (
+                f" ({error.context} that starts at line {error.context_mark.line + 1})"
+                if error.context_mark
+                else ""
+            )
+            sys.exit(
+                f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {error.problem}{context}: "
+                "fix the syntax there (indent with spaces, close every bracket and quote)"
+            )
+        except yaml.YAMLError as error:
+            sys.exit(f"{path}: not valid YAML ({error}): fix the syntax")
+    if not isinstance(document, dict):
+        sys.exit(
+            f"{path}: the config must be a mapping with datasets, models, compilers and boards at its "
+            f"top, not {'an empty file' if document is None else type(document).__name__}: see "
+            "config/examples/ for complete ones"
+        )
+
+
+def check_config(schema):
+    """Validate the config against its schema, then what the schema cannot express; refuse it if wrong."""
+    from snakemake.utils import validate
+
+    path = Path(workflow.basedir) / schema
+    try:
+        validate(config, str(path))
+    except WorkflowError:
+        # Snakemake's message is the error as text: find it again to name its key and line.
+        import jsonschema
+
+        validator = jsonschema.Draft202012Validator(yaml.safe_load(path.read_text()))
+        error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+        if error is None:
+            raise
+        refuse_config([(list(error.absolute_path), f"{error.message} (see {schema})")])
+    problems = [*class_problems(), *matrix_problems()]
+    if problems:
+        refuse_config(problems)
+
+
+def loaded_class(keys, path, base, problems):
+    try:
+        return load_class(path, base)
+    except ClassPathError as error:
+        problems.append((keys, str(error)))
+    except Exception as error:  # the module itself fails to import
+        problems.append(
+            (
+                keys,
+                f"importing '{path}' failed ({type(error).__name__}: {error}): fix that module",
+            )
+        )
+    return None
+
+
+def argument_problems(keys, arguments, cls, role):
+    """Config keys of `arguments` that `cls` has no option for (argparse would take a prefix as one)."""
+    reserved = SET_BY_THE_WORKFLOW[role]
+    known = [name for name in argument_names(cls) if name not in reserved]
+    problems = []
+    for key in arguments or {}:
+        name = key.replace("-", "_")
+        if name in reserved:
+            problems.append(
+                ([*keys, key], "set by the workflow itself for every job: remove it")
+            )
+        elif name not in known:
+            nearby = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            guess = f" (did you mean {nearby[0]}?)" if nearby else ""
+            problems.append(
+                (
+                    [*keys, key],
+                    f"{cls.__name__} has no argument '{key}'; known: "
+                    f"{', '.join(known)}{guess}",
+                )
+            )
+    return problems
+
+
+def class_problems():
+    """Every class path the jobs will load, and the arguments given to them, checked before any job runs.
+
+    Datasets, compilers and runtimes import their frameworks only inside their methods, so they are
+    loaded here; model wrappers import theirs at the top of their modules, so only their source is
+    found (their arguments are checked by the scenarios, which refuse unknown options).
+    """
+    problems = []
+    for name, dataset in config["datasets"].items():
+        cls = loaded_class(
+            ["datasets", name, "class"], dataset["class"], Dataset, problems
+        )
+        if cls is not None:
+            problems += argument_problems(
+                ["datasets", name, "args"], dataset.get("args"), cls, "dataset"
+            )
+    for name, model in config["models"].items():
+        try:
+            find_class_source(model["wrapper"])
+        except ClassPathError as error:
+            problems.append((["models", name, "wrapper"], str(error)))
+    runtimes = {}
+    for name, compiler in config["compilers"].items():
+        cls = loaded_class(
+            ["compilers", name, "class"], compiler["class"], ModelCompiler, problems
+        )
+        if cls is not None:
+            problems += argument_problems(
+                ["compilers", name, "args"], compiler.get("args"), cls, "compiler"
+            )
+        runtime = loaded_class(
+            ["compilers", name, "runtime"], compiler["runtime"], Runtime, problems
+        )
+        if runtime is not None:
+            runtimes.setdefault(architecture(compiler["target"]), {})[
+                runtime.__name__
+            ] = runtime
+    for name, board in config["boards"].items():
+        served = runtimes.get(architecture(board["architecture"]), {})
+        for runtime in sorted(served.values(), key=lambda cls: cls.__name__):
+            problems += argument_problems(
+                ["boards", name, "runtime_args"],
+                board.get("runtime_args"),
+                runtime,
+                "runtime",
+            )
+    # One line per key: the first runtime of a board that lacks it (keys are checked in name order).
+    first = {}
+    for keys, message in problems:
+        first.setdefault(tuple(keys), (keys, message))
+    return list(first.values())
+
+
+def matrix_problems():
+    """Cross-checks the schema cannot express; each names the key and the fix."""
+    problems = []
+    for name, model in config["models"].items():
+        if model["dataset"] not in config["datasets"]:
+            problems.append(
+                (
+                    ["models", name, "dataset"],
+                    f"'{model['dataset']}' is not a key of datasets: "
+                    f"use one of {', '.join(config['datasets'])}",
+                )
+            )
+    for name, compiler in config["compilers"].items():
+        for excluded in compiler.get("exclude_models", []):
+            if excluded not in config["models"]:
+                problems.append(
+                    (
+                        ["compilers", name, "exclude_models"],
+                        f"'{excluded}' is not a key of models",
+                    )
+                )
+    targets = {architecture(c["target"]) for c in config["compilers"].values()}
+    for name, board in config["boards"].items():
+        if board["type"] == "ssh":
+            problems.append(
+                (
+                    ["boards", name, "type"],
+                    "boards of type 'ssh' cannot be benchmarked yet "
+                    "(deployment over SSH is not built): remove the board from the config, or start "
+                    "inference_server on the board and run inference_client by hand (README, "
+                    "'Benchmarking on a board')",
+                )
+            )
+        if architecture(board["architecture"]) not in targets:
+            problems.append(
+                (
+                    ["boards", name, "architecture"],
+                    f"no compiler targets {architecture(board['architecture'])} (compilers target "
+                    f"{', '.join(sorted(targets))}): add a compiler with that target or remove the board",
+                )
+            )
+    return problems
+
+
+# -- the matrix ---------------------------------------------------------------------------------
 def architecture(name):
     return HOST_ARCHITECTURE if name == "host" else name
 
 
+def planned_runs():
+    """(model, compiler, board) of every benchmark: compilers that keep the model, boards they target."""
+    return [
+        (model, compiler, board)
+        for model in config["models"]
+        for compiler, settings in config["compilers"].items()
+        if model not in settings.get("exclude_models", [])
+        for board, board_settings in config["boards"].items()
+        if architecture(settings["target"])
+        == architecture(board_settings["architecture"])
+    ]
+
+
+def benchmark_results():
+    return [f"results/benchmarks/{m}/{c}/{b}.json" for m, c, b in planned_runs()]
+
+
+def benchmark_settings():
+    return {
+        "warmup": 10,
+        "max_samples": None,
+        "board_lock_timeout": 600,
+        **config.get("benchmark", {}),
+    }
+
+
+# -- command lines: every value is a list item, quoted by `:q` in the shell commands --------------
 def cli_args(arguments):
     """Class arguments of the config as command-line options: {"target": "int8"} -> --target int8."""
     options = []
@@ -31,73 +328,42 @@ def cli_args(arguments):
             options.extend([f"--{name}", *map(str, value)])
         else:
             options.extend([f"--{name}", str(value)])
-    return " ".join(options)
+    return options
 
 
-def check_matrix():
-    """Cross-checks the schema cannot express; each error names the key and the fix."""
-    problems = []
-    for name, model in config["models"].items():
-        if model["dataset"] not in config["datasets"]:
-            problems.append(
-                f"models.{name}.dataset: '{model['dataset']}' is not a key of datasets"
-            )
-    for name, compiler in config["compilers"].items():
-        for excluded in compiler.get("exclude_models", []):
-            if excluded not in config["models"]:
-                problems.append(
-                    f"compilers.{name}.exclude_models: '{excluded}' is not a key of models"
-                )
-    targets = {architecture(c["target"]) for c in config["compilers"].values()}
-    for name, board in config["boards"].items():
-        if architecture(board["architecture"]) not in targets:
-            problems.append(
-                f"boards.{name}.architecture: no compiler targets {architecture(board['architecture'])} "
-                f"(compilers target {', '.join(sorted(targets))}): add a compiler with that target or "
-                "remove the board"
-            )
-    if problems:
-        raise ValueError("invalid config/config.yaml:\n  " + "\n  ".join(problems))
+def max_samples_option():
+    limit = benchmark_settings()["max_samples"]
+    return ["--max-samples", str(limit)] if limit else []
 
 
-check_matrix()
+def board_cli(board):
+    """How inference_client reaches a board: it starts a local one itself, or connects to host:port."""
+    settings = config["boards"][board]
+    if settings["type"] == "local":
+        return ["--board", "local"]
+    return [
+        "--board",
+        "ssh",
+        "--host",
+        settings["host"],
+        "--port",
+        str(settings.get("port", 12345)),
+    ]
 
-RUNS = [
-    (model, compiler, board)
-    for model in config["models"]
-    for compiler, settings in config["compilers"].items()
-    if model not in settings.get("exclude_models", [])
-    for board, board_settings in config["boards"].items()
-    if architecture(settings["target"]) == architecture(board_settings["architecture"])
-]
 
-for board_name in config["boards"]:
-    if f"board_{board_name}" not in workflow.global_resources:
-        workflow.register_resource(f"board_{board_name}", 1)
-
-
+# -- inputs and parameters ----------------------------------------------------------------------
 def file_hash(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def module_file(module):
-    """The source file of a module, found without importing it (only its parent packages)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
-        raise ValueError(
-            f"cannot find the module '{module}': check the class paths in the config"
-        )
-    return spec.origin
 
 
 def model_source_hash(model):
     """Content hashes of the model's own source and of its framework module: an edit reruns the model."""
     settings = config["models"][model]
     return {
-        "wrapper": file_hash(module_file(settings["wrapper"].rpartition(".")[0])),
-        "framework": file_hash(module_file(FRAMEWORK_MODULES[settings["framework"]])),
+        "wrapper": file_hash(find_class_source(settings["wrapper"])),
+        "framework": file_hash(
+            find_module_source(FRAMEWORK_MODULES[settings["framework"]])
+        ),
     }
 
 
@@ -130,12 +396,11 @@ def compiler_source(model, compiler):
     return f"results/models/{model}/model.onnx"
 
 
-def benchmark_results():
-    return [f"results/benchmarks/{m}/{c}/{b}.json" for m, c, b in RUNS]
-
-
 def board_resources():
     """One exclusive resource per board: a job takes 1 of its own board's and 0 of the others'."""
+    for name in config["boards"]:
+        if f"board_{name}" not in workflow.global_resources:
+            workflow.register_resource(f"board_{name}", 1)
     return {
         f"board_{name}": (lambda wildcards, name=name: int(wildcards.board == name))
         for name in config["boards"]
@@ -145,11 +410,3 @@ def board_resources():
 def benchmark_threads(wildcards):
     """The local board is this host: its benchmarks take every core, so nothing runs beside them."""
     return workflow.cores if config["boards"][wildcards.board]["type"] == "local" else 1
-
-
-def board_cli(board):
-    """How inference_client reaches a board: it starts a local one itself, or connects to host:port."""
-    settings = config["boards"][board]
-    if settings["type"] == "local":
-        return "--board local"
-    return f"--board ssh --host {settings['host']} --port {settings.get('port', 12345)}"

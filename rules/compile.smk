@@ -28,7 +28,8 @@ rule compile_model:
         ]["class"],
         dataset_root=lambda wildcards: f"results/datasets/{dataset_of(wildcards.model)}",
     shell:
-        "{params.python} -m edge_ai_lib.scenarios.model_compilation {params.wrapper} {params.compiler_class} "
-        "{params.dataset_class} --model-path {input.model} --source-model {input.source} "
-        "--compiled-model-path {output} --dataset-root {params.dataset_root} --no-download-dataset "
-        "{params.model_arguments} {params.compiler_arguments} > {log} 2>&1"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.model_compilation {params.wrapper:q} "
+        "{params.compiler_class:q} {params.dataset_class:q} --model-path {input.model:q} "
+        "--source-model {input.source:q} --compiled-model-path {output:q} "
+        "--dataset-root {params.dataset_root:q} --no-download-dataset "
+        "{params.model_arguments:q} {params.compiler_arguments:q} > {log:q} 2>&1"

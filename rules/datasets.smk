@@ -13,5 +13,5 @@ rule prepare_dataset:
         ),
         root=lambda wildcards: f"results/datasets/{wildcards.dataset}",
     shell:
-        "{params.python} -m edge_ai_lib.scenarios.dataset_preparation {params.dataset_class} "
-        "--dataset-root {params.root} {params.arguments} > {output} 2> {log}"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.dataset_preparation {params.dataset_class:q} "
+        "--dataset-root {params.root:q} {params.arguments:q} > {output:q} 2> {log:q}"

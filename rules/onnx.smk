@@ -14,5 +14,5 @@ rule export_onnx:
             config["models"][wildcards.model].get("args")
         ),
     shell:
-        "{params.python} -m edge_ai_lib.scenarios.onnx_export {params.wrapper} --model-path {input.model} "
-        "--onnx-path {output} {params.arguments} > {log} 2>&1"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.onnx_export {params.wrapper:q} "
+        "--model-path {input.model:q} --onnx-path {output:q} {params.arguments:q} > {log:q} 2>&1"

@@ -10,4 +10,5 @@ rule render_report:
     params:
         python=PYTHON,
     shell:
-        "{params.python} -m edge_ai_lib.scenarios.render_report {output} {input} > {log} 2>&1"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.render_report {output:q} {input:q} "
+        "> {log:q} 2>&1"

@@ -26,8 +26,9 @@ rule train_model:
         source=lambda wildcards: model_source_hash(wildcards.model),
         logdir=lambda wildcards: f"results/models/{wildcards.model}/logs-{wildcards.extension}",
     shell:
-        "{params.python} -m edge_ai_lib.scenarios.model_training {params.wrapper} {params.dataset_class} "
-        "--logdir {params.logdir} --dataset-root {params.dataset_root} --no-download-dataset "
-        "--model-path {output.model} --batch-size {params.training[batch_size]} "
-        "--learning-rate {params.training[learning_rate]} --num-epochs {params.training[num_epochs]} "
-        "{params.arguments} > {log} 2>&1"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.model_training {params.wrapper:q} "
+        "{params.dataset_class:q} --logdir {params.logdir:q} --dataset-root {params.dataset_root:q} "
+        "--no-download-dataset --model-path {output.model:q} "
+        "--batch-size {params.training[batch_size]:q} "
+        "--learning-rate {params.training[learning_rate]:q} "
+        "--num-epochs {params.training[num_epochs]:q} {params.arguments:q} > {log:q} 2>&1"

@@ -152,6 +152,28 @@ def test_benchmarks_on_one_board_never_overlap(workflow):
         assert previous_end <= next_start
 
 
+def test_two_workflows_never_share_the_board(workflow, tmp_path):
+    """Two Snakemake processes (two clones of the workflow) benchmark at once: the board lock serialises them."""
+    clone = tmp_path / "clone"
+    shutil.copytree(workflow, clone, symlinks=True)
+    locks = {"EDGE_AI_LOCK_DIR": str(tmp_path / "locks")}
+    runs = [subprocess.Popen([SNAKEMAKE, "--cores", "2", "results/report.html", "--forcerun", "benchmark_board"],
+                             cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "PYTHONPATH": str(directory), "TF_CPP_MIN_LOG_LEVEL": "3", **locks})
+            for directory in (workflow, clone)]
+    for run in runs:
+        output, _ = run.communicate(timeout=900)
+        assert run.returncode == 0, output[-4000:]
+    sessions = []
+    for directory in (workflow, clone):
+        for model, compiler in RUNS:
+            document = json.loads((directory / "results" / "benchmarks" / model / compiler / "local.json").read_text())
+            sessions.append((document["session"]["started_unix"], document["session"]["ended_unix"]))
+    sessions.sort()
+    for (_, previous_end), (next_start, _) in zip(sessions, sessions[1:]):
+        assert previous_end <= next_start
+
+
 def test_report_renders_in_a_real_browser(workflow):
     """Headless Chromium (Debian's, driven by its chromedriver) opens the report file."""
     chromedriver = require_tool("chromedriver", "the report is checked in a real browser")
@@ -189,10 +211,25 @@ def _dry_run_in_repo(*arguments: str, env: dict | None = None) -> subprocess.Com
                           capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
+# Until SSH boards land, their example is refused at the dry run with the sentence below, and with nothing
+# else: the rest of it (schema, class paths, arguments, the matrix) must stay valid. When they land, drop
+# this and let the example plan its benchmarks like the others.
+SSH_REFUSAL = ("boards.rpi4.type: boards of type 'ssh' cannot be benchmarked yet (deployment over SSH is not "
+               "built): remove the board from the config, or start inference_server on the board and run "
+               "inference_client by hand")
+
+
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.stem)
 def test_examples_validate_and_dry_run(example):
     result = _dry_run_in_repo("--forceall", "--configfile", str(example))  # plan every job, whatever results/ holds
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    if example.stem == "ssh-board":
+        assert result.returncode != 0
+        problems = [line for line in output.splitlines() if line.startswith("config/examples/ssh-board.yaml:")]
+        assert len(problems) == 1 and SSH_REFUSAL in problems[0], output[-3000:]
+        assert "Traceback" not in output
+        return
+    assert result.returncode == 0, output[-3000:]
     assert "benchmark_board" in result.stdout
 
 
@@ -204,8 +241,8 @@ def test_invalid_config_names_the_key(tmp_path):
     result = _dry_run_in_repo("--configfile", str(path))
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "'fast' is not of type 'number'" in output
-    assert "['models']['keras-cnn']['training']['learning_rate']" in output
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "learning_rate" in text)
+    assert f"{path}:{line}: models.keras-cnn.training.learning_rate: 'fast' is not of type 'number'" in output
 
 
 def test_board_no_compiler_serves_is_refused(tmp_path):

@@ -20,7 +20,9 @@ LISTENING = "listening on "
 class LocalBoard(Board):
     """Runs `inference_server` next to the client, so a benchmark needs no hardware.
 
-    The server's standard output and error go to a log file that is kept after the server stops.
+    The server's standard output and error go to a log file that is kept after the server stops. The
+    server watches a pipe whose write end only this process holds, so it stops when this process dies,
+    however it dies (see inference_server's --stop-with-fd).
 
     Parameters
     ----------
@@ -41,6 +43,7 @@ class LocalBoard(Board):
         self.startup_timeout = startup_timeout
         self.python = python
         self.process: subprocess.Popen | None = None
+        self.lifeline: int | None = None
 
     def deploy(self, compiled_model_path: Path) -> str:
         return str(Path(compiled_model_path).resolve())
@@ -53,11 +56,16 @@ class LocalBoard(Board):
 
     def start_server(self, protocol_class: str, runtime_class: str, arguments: list[str]) -> tuple[str, int]:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        watched, self.lifeline = os.pipe()  # non-inheritable: only the server gets the read end, by pass_fds
         command = [self.python, "-m", "edge_ai_lib.scenarios.inference_server", protocol_class, runtime_class,
-                   *arguments, "--host", "127.0.0.1", "--port", "0"]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+                   *arguments, "--host", "127.0.0.1", "--port", "0", "--stop-with-fd", str(watched)]
+        try:
+            with open(self.log_path, "wb") as log:
+                self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, pass_fds=(watched,),
+                                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+        finally:
+            os.close(watched)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             for line in self.log_path.read_text(errors="replace").splitlines():
@@ -85,6 +93,9 @@ class LocalBoard(Board):
                 self.process.kill()
                 self.process.wait(timeout=10)
         self.process = None
+        if self.lifeline is not None:
+            os.close(self.lifeline)
+            self.lifeline = None
         if log_path is not None and Path(log_path) != self.log_path:
             Path(log_path).parent.mkdir(parents=True, exist_ok=True)
             Path(log_path).write_bytes(self.log_path.read_bytes())

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from edge_ai_lib.core.compiler import ModelCompiler
-from edge_ai_lib.core.errors import ConfigurationError, ConversionError
+from edge_ai_lib.core.errors import ConfigurationError, ConversionError, EdgeAIError
+from edge_ai_lib.core.files import atomic_output, write_failure
 
 OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
 QUANTIZATION = ("none", "dynamic", "static")
@@ -90,24 +90,32 @@ class ONNXRuntimeCompiler(ModelCompiler):
                   "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
                   "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
                   "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
-        self.compiled_model_path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="edge-ai-ort-") as tmp:
-            source = input_model_path
-            try:
+        elsewhere = "pass another --compiled-model-path"
+        try:
+            # Quantization intermediates stay in the temporary directory; the optimised model is written
+            # straight beside its destination, so the final rename never crosses file systems.
+            with tempfile.TemporaryDirectory(prefix="edge-ai-ort-") as tmp, \
+                    atomic_output(self.compiled_model_path, elsewhere) as optimised:
+                source = input_model_path
                 if self.quantization != "none":
                     source = Path(tmp) / "quantized.onnx"
-                    self._quantize(input_model_path, source, wrapper)
+                    try:
+                        self._quantize(input_model_path, source, wrapper)
+                    except Exception as error:
+                        failure = write_failure(Path(tmp), error, "point TMPDIR at a file system with more space",
+                                                certain=False)
+                        if failure is not None:
+                            raise failure from error
+                        raise
                 options = onnxruntime.SessionOptions()
                 options.graph_optimization_level = levels[self.optimization_level]
-                optimised = Path(tmp) / "optimised.onnx"
                 options.optimized_model_filepath = str(optimised)
                 onnxruntime.InferenceSession(str(source), options, providers=["CPUExecutionProvider"])
-            except ConfigurationError:
-                raise
-            except Exception as error:
-                raise ConversionError(f"ONNX Runtime could not compile {input_model_path} "
-                                      f"({type(error).__name__}: {str(error)[:300]})") from error
-            os.replace(optimised, self.compiled_model_path)
+        except EdgeAIError:
+            raise
+        except Exception as error:
+            raise ConversionError(f"ONNX Runtime could not compile {input_model_path} "
+                                  f"({type(error).__name__}: {str(error)[:300]})") from error
         return self.compiled_model_path
 
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import tempfile
@@ -12,6 +11,7 @@ from typing import Any
 
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.errors import ConfigurationError, ConversionError, NotSupportedError
+from edge_ai_lib.core.files import atomic_output, write_failure
 
 TARGETS = ("float32", "float16", "int8", "edgetpu")
 IO_TYPES = ("float32", "int8", "uint8")
@@ -104,6 +104,10 @@ class TFLiteCompiler(ModelCompiler):
             try:
                 saved = self._saved_model(input_model_path, Path(tmp))
             except Exception as error:
+                failure = write_failure(Path(tmp), error,
+                                        "point TMPDIR at a file system with more space", certain=False)
+                if failure is not None:
+                    raise failure from error
                 raise ConversionError(f"cannot read {input_model_path} as a {self.model_framework} model "
                                       f"({type(error).__name__}: {str(error)[:300]})") from error
             converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
@@ -123,18 +127,16 @@ class TFLiteCompiler(ModelCompiler):
             except Exception as error:
                 raise ConversionError(f"TFLite conversion of {input_model_path} for {self.target} failed "
                                       f"({type(error).__name__}: {str(error)[:300]})") from error
-        self.compiled_model_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = self.compiled_model_path.with_name(self.compiled_model_path.name + ".part")
-        tmp_path.write_bytes(flatbuffer)
-        if self.target == "edgetpu":
-            self._edgetpu(tmp_path)
-        os.replace(tmp_path, self.compiled_model_path)
+        with atomic_output(self.compiled_model_path, "pass another --compiled-model-path") as compiled:
+            with open(compiled, "wb") as handle:
+                handle.write(flatbuffer)
+            if self.target == "edgetpu":
+                self._edgetpu(compiled)
         return self.compiled_model_path
 
     def _edgetpu(self, quantized: Path) -> None:
         tool = shutil.which("edgetpu_compiler")
         if tool is None:
-            quantized.unlink(missing_ok=True)
             raise NotSupportedError("--target edgetpu needs edgetpu_compiler, which is not installed: install it "
                                     "from Coral's Debian repository (x86-64 only) or use --target int8")
         with tempfile.TemporaryDirectory(prefix="edge-ai-edgetpu-") as out:

@@ -66,3 +66,7 @@ class RuntimeFailure(EdgeAIError):
 
 class BoardError(EdgeAIError):
     """A board could not be reached, could not start the server, or died."""
+
+
+class StorageError(EdgeAIError):
+    """A file could not be written: no space left, a read-only file system, no permission."""

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from edge_ai_lib.core.errors import MeasurementsError
+from edge_ai_lib.core.files import atomic_write_text
 
 SCHEMA_VERSION = 1
 PERCENTILE_METHOD = "linear"
@@ -282,15 +283,18 @@ def build_result(kind: str, model: dict[str, Any], dataset: dict[str, Any], qual
     return document
 
 
+def result_text(document: dict[str, Any]) -> str:
+    """The JSON text of a result document, as `write_result` stores it."""
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
 def write_result(path: Path, document: dict[str, Any]) -> Path:
-    """Validate, then write atomically (a crash leaves the previous file, never half of one)."""
+    """Validate, then write atomically (a crash or a full disk leaves the previous file, never half of one).
+
+    Raises StorageError (one sentence naming the directory and the fix) when the file cannot be written.
+    """
     validate_result(document)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, result_text(document))
 
 
 def read_result(path: Path) -> dict[str, Any]:

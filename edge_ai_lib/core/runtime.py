@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from edge_ai_lib.core.args import ArgumentsMixin
-from edge_ai_lib.core.errors import EdgeAIError, RuntimeFailure
+from edge_ai_lib.core.errors import EdgeAIError, ProtocolError, RuntimeFailure
+from edge_ai_lib.core.files import atomic_write_bytes
 from edge_ai_lib.core.runtimeprotocol import MessageType, RuntimeProtocol, ServerEvent, decode_tensors, encode_tensors
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,9 @@ class Runtime(ArgumentsMixin):
     protocol : RuntimeProtocol
         The transport to the host (None when the runtime is used in-process).
     save_model_path : Path
-        Where the received model is stored on the board.
+        Where the received model is stored on the board; each session stores its model under a name of
+        its own next to it (``NAME-PID-SESSION.SUFFIX``), removed when the session ends, so servers
+        sharing a directory never write each other's files.
     num_threads : int | None
         Threads the runtime may use (None: the runtime's default).
     """
@@ -84,6 +87,8 @@ class Runtime(ArgumentsMixin):
         self.outputs_ready = False
         self.pending_inference_s: list[float] = []
         self.sampler: ResourceSampler | None = None
+        self.session_count = 0
+        self.session_model_path: Path | None = None
 
     # -- to implement ------------------------------------------------------------------------------
     def load_model(self, path: Path) -> None:
@@ -107,26 +112,32 @@ class Runtime(ArgumentsMixin):
 
     # -- the steps of a session --------------------------------------------------------------------
     def prepare_model(self, model_bytes: bytes | bytearray | None) -> dict[str, Any]:
-        """Store the model (when bytes are given) and load it; returns what OK tells the host."""
+        """Store the model (when bytes are given) and load it; returns what OK tells the host.
+
+        Without bytes, the model already at `save_model_path` is loaded (in-process use).
+        """
+        path = self.save_model_path
         if model_bytes is not None:
-            self.save_model_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.save_model_path.with_name(self.save_model_path.name + ".part")
-            try:
-                tmp.write_bytes(model_bytes)
-                os.replace(tmp, self.save_model_path)
-            except OSError as error:
-                raise RuntimeFailure(f"cannot store the model at {self.save_model_path} ({error.strerror}): free "
-                                     "disk space or pass another --save-model-path") from error
+            path = self._session_path()
+            self.model_loaded = self.inputs_ready = self.outputs_ready = False
+            atomic_write_bytes(path, model_bytes, elsewhere="pass another --save-model-path to the server")
         self.model_loaded = self.inputs_ready = self.outputs_ready = False
         start = time.perf_counter()
-        self.load_model(self.save_model_path)
+        self.load_model(path)
         load_time = time.perf_counter() - start
         self.model_loaded = True
         self.pending_inference_s.clear()
         framework, version = self.get_framework_and_version()
-        return {"load_time_s": load_time, "model_size_bytes": self.save_model_path.stat().st_size,
+        return {"load_time_s": load_time, "model_size_bytes": path.stat().st_size,
                 "runtime": framework, "runtime_version": version, "num_threads": self.num_threads,
                 "io": self.describe_io()}
+
+    def _session_path(self) -> Path:
+        """This session's private model file (see `save_model_path`)."""
+        if self.session_model_path is None:
+            base = self.save_model_path
+            self.session_model_path = base.with_name(f"{base.stem}-{os.getpid()}-{self.session_count}{base.suffix}")
+        return self.session_model_path
 
     def prepare_input(self, data: bytes) -> None:
         if not self.model_loaded:
@@ -168,6 +179,9 @@ class Runtime(ArgumentsMixin):
         """Answer one request; runtime errors become ERROR and the session goes on."""
         protocol = self.protocol
         try:
+            if payload and message_type in (MessageType.PROCESS, MessageType.OUTPUT, MessageType.STATS):
+                raise RuntimeFailure(f"{message_type.name} carries no payload, {len(payload)} bytes came with it: "
+                                     "see docs/protocol.md")
             if message_type == MessageType.MODEL:
                 info = self.prepare_model(payload)
                 protocol.request_success(json.dumps(info).encode())
@@ -176,7 +190,8 @@ class Runtime(ArgumentsMixin):
                 protocol.request_success()
             elif message_type == MessageType.PROCESS:
                 self.require_inputs()  # refuse before the first OK, not between the two
-                protocol.request_success()
+                if protocol.request_success() is False:
+                    return  # the client is gone: nobody waits for this inference
                 self.run()
                 protocol.request_success()
             elif message_type == MessageType.OUTPUT:
@@ -193,26 +208,44 @@ class Runtime(ArgumentsMixin):
             protocol.request_failure(f"{message_type.name} failed on the board: {type(error).__name__}: {error}")
 
     def reset_session(self) -> None:
+        """Forget the last client: its model, inputs, times, and its model file on the board."""
         self.model_loaded = self.inputs_ready = self.outputs_ready = False
         self.pending_inference_s.clear()
         if self.sampler is not None:
             self.sampler.drain()
+        if self.session_model_path is not None:
+            try:
+                self.session_model_path.unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("cannot remove %s (%s)", self.session_model_path, error.strerror)
+            self.session_model_path = None
+        self.session_count += 1
 
     def serve(self, stop: threading.Event | None = None) -> None:
-        """Serve clients one at a time until `stop` is set."""
+        """Serve clients one at a time until `stop` is set; nothing a client does ends this loop."""
         stop = stop or threading.Event()
         self.sampler = ResourceSampler(self.resource_interval) if self.resource_interval > 0 else None
         try:
             while not stop.is_set():
-                for event, detail, payload in self.protocol.wait_for_activity():
-                    if event == ServerEvent.MESSAGE:
-                        self.handle_message(detail, payload)
-                    else:
-                        self.reset_session()
+                try:
+                    for event, detail, payload in self.protocol.wait_for_activity():
+                        if event == ServerEvent.MESSAGE:
+                            self.handle_message(detail, payload)
+                        else:
+                            self.reset_session()
+                except ProtocolError as error:  # a transport that reports a lost client by raising
+                    log.info("client lost: %s", error)
+                    self.protocol.disconnect()
+                    self.reset_session()
+                except MemoryError:
+                    log.error("out of memory serving a request: dropping the client")
+                    self.protocol.disconnect()
+                    self.reset_session()
         finally:
             if self.sampler is not None:
                 self.sampler.stop()
             self.protocol.close_server()
+            self.reset_session()
 
     # -- arguments ---------------------------------------------------------------------------------
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -94,47 +95,71 @@ DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int
                np.dtype(np.int32): 4, np.dtype(np.int64): 5}
 CODE_DTYPES = {code: dtype.newbyteorder("<") for dtype, code in DTYPE_CODES.items()}
 MAX_RANK = 8
+# Each decoded tensor costs an ndarray (~100 bytes) whatever its size: a limit on their number keeps a
+# frame of many tiny tensors from costing far more memory than its own bytes.
+MAX_TENSORS = 256
+MAX_DIMENSION = 1 << 31  # even an empty tensor (another dimension 0) must have a shape numpy can hold
+TENSOR_ENTRY = struct.Struct(">BB")
 
 
 def encode_tensors(tensors: Sequence[np.ndarray]) -> bytes:
     """Tensor list of docs/protocol.md: count, then (dtype, rank, dims, C-order little-endian data) each."""
+    if len(tensors) > MAX_TENSORS:
+        raise ProtocolError(f"{len(tensors)} tensors cannot travel in one tensor list (at most {MAX_TENSORS})")
     parts = [struct.pack(">I", len(tensors))]
     for tensor in tensors:
         array = np.asarray(tensor)
         if array.dtype not in DTYPE_CODES:
             raise ProtocolError(f"dtype {array.dtype} cannot travel in a tensor list: use one of "
                                 f"{', '.join(str(d) for d in DTYPE_CODES)}")
-        parts.append(struct.pack(">BB", DTYPE_CODES[array.dtype], array.ndim))
+        if array.ndim > MAX_RANK:
+            raise ProtocolError(f"a tensor of rank {array.ndim} cannot travel in a tensor list (at most {MAX_RANK})")
+        parts.append(TENSOR_ENTRY.pack(DTYPE_CODES[array.dtype], array.ndim))
         parts.append(struct.pack(f">{array.ndim}Q", *array.shape))
         parts.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
     return b"".join(parts)
 
 
+def _tensor_layout(view: memoryview) -> list[tuple[np.dtype, tuple[int, ...], int]]:
+    """(dtype, shape, offset) of every tensor, every length checked against the payload; allocates no tensor."""
+    size = len(view)
+    if size < 4:
+        raise ProtocolError(f"truncated tensor list: {size} bytes, the count alone takes 4")
+    (count,) = struct.unpack_from(">I", view, 0)
+    if count > MAX_TENSORS:
+        raise ProtocolError(f"tensor list of {count} tensors: at most {MAX_TENSORS} are accepted")
+    layout, offset = [], 4
+    for index in range(count):
+        if offset + TENSOR_ENTRY.size > size:
+            raise ProtocolError(f"truncated tensor list: tensor {index} of {count} has no header")
+        code, rank = TENSOR_ENTRY.unpack_from(view, offset)
+        offset += TENSOR_ENTRY.size
+        if code not in CODE_DTYPES:
+            raise ProtocolError(f"tensor {index}: unknown dtype code {code} (known: 0-{len(CODE_DTYPES) - 1})")
+        if rank > MAX_RANK:
+            raise ProtocolError(f"tensor {index}: rank {rank} is over the limit of {MAX_RANK}")
+        if offset + 8 * rank > size:
+            raise ProtocolError(f"truncated tensor list: the dimensions of tensor {index} are cut off")
+        shape = struct.unpack_from(f">{rank}Q", view, offset)
+        offset += 8 * rank
+        if any(dimension > MAX_DIMENSION for dimension in shape):
+            raise ProtocolError(f"tensor {index} of shape {tuple(shape)}: a dimension is over {MAX_DIMENSION}")
+        dtype = CODE_DTYPES[code]
+        nbytes = dtype.itemsize * math.prod(shape)  # Python integers: no overflow
+        if offset + nbytes > size:
+            raise ProtocolError(f"tensor {index} of shape {tuple(shape)} needs {nbytes} bytes, "
+                                f"only {size - offset} left in the payload")
+        layout.append((dtype, shape, offset))
+        offset += nbytes
+    if offset != size:
+        raise ProtocolError(f"{size - offset} stray bytes after the tensor list")
+    return layout
+
+
 def decode_tensors(payload: bytes | bytearray | memoryview) -> list[np.ndarray]:
-    """Inverse of encode_tensors; every length is checked against the payload before use."""
-    view = memoryview(payload)
-    try:
-        (count,) = struct.unpack_from(">I", view, 0)
-        offset, tensors = 4, []
-        for _ in range(count):
-            code, rank = struct.unpack_from(">BB", view, offset)
-            offset += 2
-            if code not in CODE_DTYPES or rank > MAX_RANK:
-                raise ProtocolError(f"tensor {len(tensors)}: unknown dtype code {code} or rank {rank} > {MAX_RANK}")
-            shape = struct.unpack_from(f">{rank}Q", view, offset)
-            offset += 8 * rank
-            dtype = CODE_DTYPES[code]
-            size = int(np.prod(shape, dtype=np.uint64)) * dtype.itemsize if rank else dtype.itemsize
-            if offset + size > len(view):
-                raise ProtocolError(f"tensor {len(tensors)} of shape {tuple(shape)} needs {size} bytes, "
-                                    f"only {len(view) - offset} left in the payload")
-            tensors.append(np.frombuffer(view[offset:offset + size], dtype=dtype).reshape(shape))
-            offset += size
-    except struct.error as error:
-        raise ProtocolError(f"truncated tensor list ({error})") from None
-    if offset != len(view):
-        raise ProtocolError(f"{len(view) - offset} stray bytes after the tensor list")
-    return tensors
+    """Inverse of encode_tensors; the arrays are views of `payload`, made only once all of it checks out."""
+    view = memoryview(payload).cast("B")
+    return [np.ndarray(shape, dtype=dtype, buffer=view, offset=offset) for dtype, shape, offset in _tensor_layout(view)]
 
 
 class RuntimeProtocol(ArgumentsMixin):
@@ -166,10 +191,12 @@ class RuntimeProtocol(ArgumentsMixin):
         """Wait for connections and messages; returns (event, type or detail, payload) tuples."""
         raise NotImplementedError
 
-    def request_success(self, data: bytes = b"") -> None:
+    def request_success(self, data: bytes = b"") -> bool:
+        """Answer OK; returns whether the answer went out (a lost client is dropped, never raised about)."""
         raise NotImplementedError
 
-    def request_failure(self, reason: str) -> None:
+    def request_failure(self, reason: str) -> bool:
+        """Answer ERROR; returns whether the answer went out."""
         raise NotImplementedError
 
     def close_server(self) -> None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import DatasetError
+from edge_ai_lib.core.files import atomic_output, atomic_write_text
 
 DATA_FILE = "digits.npz"
 
@@ -30,12 +30,14 @@ class DigitsDataset(Dataset):
         from sklearn.datasets import load_digits
 
         bunch = load_digits()
-        tmp = self.root / (DATA_FILE + ".tmp.npz")
-        np.savez_compressed(tmp, images=bunch.images.astype(np.uint8), labels=bunch.target.astype(np.int64))
-        os.replace(tmp, self.root / DATA_FILE)
-        (self.root / "dataset.json").write_text(json.dumps({
+        elsewhere = "choose another --dataset-root"
+        atomic_write_text(self.root / "dataset.json", json.dumps({
             "name": "digits", "source": "sklearn.datasets.load_digits", "samples": int(bunch.target.size),
-            "classes": 10, "image_shape": [8, 8], "pixel_range": [0, 16]}, indent=2) + "\n")
+            "classes": 10, "image_shape": [8, 8], "pixel_range": [0, 16]}, indent=2) + "\n", elsewhere=elsewhere)
+        # Written last: its presence is what marks the dataset as prepared.
+        with atomic_output(self.root / DATA_FILE, elsewhere) as temporary:
+            np.savez_compressed(temporary, images=bunch.images.astype(np.uint8),
+                                labels=bunch.target.astype(np.int64))
 
     def load_samples(self) -> None:
         try:

@@ -8,12 +8,14 @@ import logging
 import os
 import shutil
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_ai_lib.core.errors import ChecksumMismatchError, DownloadError
+from edge_ai_lib.core.errors import ChecksumMismatchError, DownloadError, StorageError
+from edge_ai_lib.core.files import disk_is_full, free_bytes, write_failure
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -48,16 +50,22 @@ def download(remote: RemoteFile, directory: Path, timeout: float = 60.0, progres
 
     A finished file whose checksum already matches is not fetched again. A mismatch keeps the
     received bytes aside (`<name>.md5-mismatch`) for inspection and raises ChecksumMismatchError.
+    Unlike other outputs the `.part` file is deliberately kept after a failure (network or full disk),
+    because archives are large and resuming is cheaper than starting over; a symbolic link planted at
+    its name is refused, never followed.
     """
     from tqdm import tqdm
 
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / remote.filename
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_failure(target, error, "choose another --dataset-root") from error
     if target.is_file() and file_md5(target) == remote.md5:
         return target
     partial = target.with_name(target.name + ".part")
-    offset = partial.stat().st_size if partial.is_file() else 0
+    offset = partial.stat().st_size if partial.is_file() and not partial.is_symlink() else 0
     request = urllib.request.Request(remote.url, headers={"User-Agent": "edge_ai_lib"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
@@ -80,22 +88,29 @@ def download(remote: RemoteFile, directory: Path, timeout: float = 60.0, progres
                 offset = 0
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
-            mode = "ab" if resumed else "wb"
             received = 0
             try:
-                with open(partial, mode) as handle, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
-                                                         desc=remote.filename, disable=not progress) as bar:
+                with _open_partial(partial, append=bool(resumed)) as handle, \
+                        tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=remote.filename,
+                             disable=not progress) as bar:
                     while True:
-                        block = response.read(CHUNK)
+                        try:
+                            block = response.read(CHUNK)
+                        except (OSError, http.client.HTTPException) as error:
+                            raise DownloadError(
+                                f"download of {remote.url} was interrupted after {offset + received} bytes "
+                                f"({error}); the partial file {partial} is kept: run the same command again to "
+                                "resume") from error
                         if not block:
                             break
                         handle.write(block)
                         received += len(block)
                         bar.update(len(block))
-            except (OSError, http.client.HTTPException) as error:
-                raise DownloadError(
-                    f"download of {remote.url} was interrupted after {offset + received} bytes ({error}); "
-                    f"the partial file {partial} is kept: run the same command again to resume") from error
+            except OSError as error:
+                failure = write_failure(partial, error, "choose another --dataset-root")
+                kept = f"; the partial file {partial} is kept: run the same command again to resume" \
+                    if partial.is_file() and not partial.is_symlink() else ""
+                raise StorageError(f"{failure}{kept}") from error
             if length is not None and received < int(length):
                 raise DownloadError(
                     f"download of {remote.url} ended early: {offset + received} of {total} bytes; the partial "
@@ -111,19 +126,53 @@ def download(remote: RemoteFile, directory: Path, timeout: float = 60.0, progres
     return target
 
 
+def _open_partial(partial: Path, append: bool):
+    """Open the resumable `.part` file without following a symbolic link planted at its name."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    return os.fdopen(os.open(partial, flags, 0o666), "ab" if append else "wb")
+
+
 def extract_tar(archive: Path, destination: Path) -> None:
-    """Unpack a tar archive, refusing members that would land outside `destination`."""
-    destination = Path(destination)
-    destination.mkdir(parents=True, exist_ok=True)
+    """Unpack a tar archive, refusing members that would land outside `destination`.
+
+    Members are unpacked into a hidden staging directory inside `destination` and moved into place
+    only when the whole archive is out, so a full disk or a corrupt archive never leaves half a
+    dataset that would later pass for a prepared one.
+    """
+    archive, destination = Path(archive), Path(destination)
+    elsewhere = "choose another --dataset-root"
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(destination, filter="data")
-    except (tarfile.TarError, OSError) as error:
-        raise DownloadError(f"cannot extract {archive} ({error}): delete it and download again") from error
+        destination.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{archive.name[:64]}.", dir=destination))
+    except OSError as error:
+        raise write_failure(destination / archive.name, error, elsewhere) from error
+    try:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError) as error:
+            if disk_is_full(staging):
+                shutil.rmtree(staging, ignore_errors=True)
+                raise StorageError(f"cannot extract {archive} into {destination}: no space left on the device "
+                                   f"holding {destination} ({free_bytes(destination)} bytes free): free space "
+                                   f"or {elsewhere}") from error
+            raise DownloadError(f"cannot extract {archive} ({error}): delete it and download again") from error
+        for entry in sorted(staging.iterdir()):
+            target = destination / entry.name
+            try:
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                elif target.exists() or target.is_symlink():
+                    target.unlink()
+                os.replace(entry, target)
+            except OSError as error:
+                raise write_failure(target, error, elsewhere) from error
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def disk_space_check(directory: Path, needed_bytes: int) -> None:
-    free = shutil.disk_usage(directory).free
+    free = free_bytes(directory)
     if free < needed_bytes:
         raise DownloadError(f"not enough disk space in {directory}: {needed_bytes / 1e9:.1f} GB needed, "
                             f"{free / 1e9:.1f} GB free; free some space or choose another --dataset-root")

@@ -1,13 +1,23 @@
-"""TCP transport of the benchmark protocol (docs/protocol.md)."""
+"""TCP transport of the benchmark protocol (docs/protocol.md).
+
+The server serves one client at a time. Its main thread reads and answers that client; an acceptor
+thread owns the listening socket, so a second client is told "busy" at once whatever the session is
+doing (sending slowly, idling, or waiting for a long inference). No client behaviour — garbage,
+silence, a byte a second, a reset at any point — can stop the server: every failure of a client ends
+that client's session only.
+"""
 
 from __future__ import annotations
 
 import argparse
+import collections
+import errno
 import json
 import logging
-import select
+import math
 import selectors
 import socket
+import threading
 import time
 import zlib
 from typing import Any
@@ -26,8 +36,82 @@ from edge_ai_lib.core.runtimeprotocol import (
 )
 
 log = logging.getLogger(__name__)
-# A receiver takes whatever has arrived, up to this much per call; --packet-size sets the sender's pieces.
+# A receiver takes whatever has arrived, up to this much per call, and grows a frame's buffer only by
+# what it has received: a header announcing 256 MiB costs nothing until the bytes come.
 RECEIVE_LIMIT = 1 << 20
+LISTEN_BACKLOG = 128
+# Refused ("busy") connections are drained for a short while before closing, so that the kernel sends
+# FIN and the refused client reads the reason instead of a reset; bounded in time, bytes and number.
+REFUSAL_DRAIN_SECONDS = 0.5
+REFUSAL_DRAIN_BYTES = 1 << 20
+MAX_REFUSALS_DRAINING = 256
+# Newcomers that may wait behind clients that have already closed their side (instead of "busy").
+MAX_WAITING = 8
+BUSY_MESSAGE = b"busy: the board is serving another client; retry later"
+
+
+class _FrameDeadline(Exception):
+    """A frame did not arrive whole within the timeout (raised instead of socket.timeout, which is an OSError)."""
+
+
+def _receive_exact(sock: socket.socket, size: int, deadline: float, scratch: memoryview) -> tuple[bytearray, int]:
+    """Read exactly `size` bytes before `deadline`; returns them and their CRC-32, computed as they arrive.
+
+    The buffer grows by what has been received only (through `scratch`), never ahead of the bytes.
+    """
+    buffer = bytearray()
+    crc = 0
+    while len(buffer) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _FrameDeadline(f"{len(buffer)} of {size} bytes")
+        sock.settimeout(remaining)
+        try:
+            count = sock.recv_into(scratch, min(len(scratch), size - len(buffer)))
+        except socket.timeout:
+            raise _FrameDeadline(f"{len(buffer)} of {size} bytes") from None
+        if count == 0:
+            raise ConnectionLostError(f"connection closed after {len(buffer)} of {size} bytes")
+        chunk = scratch[:count]
+        crc = zlib.crc32(chunk, crc)
+        buffer += chunk
+        chunk.release()
+    return buffer, crc
+
+
+def _send_frame(sock: socket.socket, message_type: MessageType, payload: bytes | bytearray | memoryview,
+                deadline: float, packet_size: int) -> None:
+    """Send one frame before `deadline` (raises socket.timeout or another OSError otherwise)."""
+    header = encode_header(message_type, payload)
+    if len(payload) <= packet_size:
+        sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+        sock.sendall(header + bytes(payload))
+        return
+    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+    sock.sendall(header)
+    view = memoryview(payload)
+    for start in range(0, len(view), packet_size):
+        sock.settimeout(max(deadline - time.monotonic(), 1e-3))
+        sock.sendall(view[start:start + packet_size])
+
+
+# Linux TCP states (first byte of struct tcp_info) in which the peer has sent FIN or the connection is gone.
+_TCP_PEER_GONE_STATES = {7, 8, 9}  # CLOSE, CLOSE_WAIT, LAST_ACK
+
+
+def _peer_has_left(sock: socket.socket) -> bool:
+    """Whether the peer has closed or reset its side, even when some of what it sent is still unread."""
+    if hasattr(socket, "TCP_INFO"):
+        try:
+            return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] in _TCP_PEER_GONE_STATES
+        except OSError:
+            return True
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _linger_close(sock: socket.socket, limit_bytes: int = 1 << 20, limit_seconds: float = 0.2) -> None:
@@ -37,10 +121,13 @@ def _linger_close(sock: socket.socket, limit_bytes: int = 1 << 20, limit_seconds
     """
     try:
         sock.shutdown(socket.SHUT_WR)
-        sock.settimeout(limit_seconds)
         deadline = time.monotonic() + limit_seconds
         drained = 0
-        while drained < limit_bytes and time.monotonic() < deadline:
+        while drained < limit_bytes:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -51,27 +138,138 @@ def _linger_close(sock: socket.socket, limit_bytes: int = 1 << 20, limit_seconds
         sock.close()
 
 
+class _Acceptor:
+    """The server's acceptor thread: hands one client at a time to the main thread, refuses the others.
+
+    Refusals never block: the "busy" ERROR fits in a fresh socket's send buffer, and the refused socket
+    is drained without blocking (bounded in time and bytes) so that the reason arrives before the close.
+    """
+
+    def __init__(self, listener: socket.socket, is_busy, hand_over):
+        self.listener = listener
+        self.is_busy = is_busy
+        self.hand_over = hand_over
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, selectors.EVENT_READ, None)
+        self.draining: dict[socket.socket, tuple[float, int]] = {}
+        self.stop_event = threading.Event()
+        self.wake_read, self.wake_write = socket.socketpair()
+        self.selector.register(self.wake_read, selectors.EVENT_READ, "wake")
+        self.thread = threading.Thread(target=self._run, name="acceptor", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._step()
+            except Exception:  # the acceptor must outlive anything a client does
+                log.exception("acceptor: unexpected error (the server goes on)")
+                time.sleep(0.01)
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        timeout = min([deadline for deadline, _ in self.draining.values()], default=now + 0.5) - now
+        for key, _ in self.selector.select(timeout=max(timeout, 0.0)):
+            if key.data == "wake":
+                self.wake_read.recv(64)
+            elif key.fileobj is self.listener:
+                self._accept()
+            else:
+                self._drain(key.fileobj)
+        now = time.monotonic()
+        for sock, (deadline, _) in list(self.draining.items()):
+            if now >= deadline:
+                self._forget(sock)
+
+    def _accept(self) -> None:
+        for _ in range(64):  # take what is waiting, a bounded number per turn
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # EMFILE and the like: say so, and let the client retry
+                log.warning("cannot accept a connection (%s): file descriptors may be exhausted", error)
+                time.sleep(0.05)
+                return
+            if self.is_busy():
+                log.info("refusing %s: busy with another client", address)
+                self._refuse(sock)
+            else:
+                self.hand_over(sock, address)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        try:
+            sock.setblocking(False)
+            sock.send(encode_header(MessageType.ERROR, BUSY_MESSAGE) + BUSY_MESSAGE)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        if len(self.draining) >= MAX_REFUSALS_DRAINING:
+            oldest = min(self.draining, key=lambda s: self.draining[s][0])
+            self._forget(oldest)
+        self.draining[sock] = (time.monotonic() + REFUSAL_DRAIN_SECONDS, 0)
+        self.selector.register(sock, selectors.EVENT_READ, "drain")
+
+    def _drain(self, sock: socket.socket) -> None:
+        deadline, drained = self.draining[sock]
+        try:
+            chunk = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        drained += len(chunk)
+        if not chunk or drained >= REFUSAL_DRAIN_BYTES:
+            self._forget(sock)
+        else:
+            self.draining[sock] = (deadline, drained)
+
+    def _forget(self, sock: socket.socket) -> None:
+        self.draining.pop(sock, None)
+        try:
+            self.selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        sock.close()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        try:
+            self.wake_write.send(b"x")
+        except OSError:
+            pass
+        self.thread.join(timeout=5)
+        for sock in list(self.draining):
+            self._forget(sock)
+        self.selector.close()
+        self.wake_read.close()
+        self.wake_write.close()
+
+
 class NetworkProtocol(RuntimeProtocol):
-    """The protocol over one TCP connection: one client at a time, timeouts on every read.
+    """The protocol over TCP: one client at a time, a deadline on every frame.
 
     Parameters
     ----------
     host, port : str, int
         Where the server listens / the client connects; port 0 lets the server pick a free one.
     packet_size : int
-        Size of the pieces payloads are sent and received in.
+        Size of the pieces payloads are sent in.
     timeout : float
-        Seconds any read may wait (also how long an idle client is kept).
+        Seconds a whole frame may take to arrive (or to be sent), and how long an idle client is kept.
     max_payload : int
-        Largest payload accepted; larger frames are refused before anything is allocated.
+        Largest payload accepted; larger frames are refused from their header alone.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 12345, packet_size: int = 32768,
                  timeout: float = 60.0, max_payload: int = DEFAULT_MAX_PAYLOAD):
         if packet_size < 1:
             raise ProtocolError(f"--packet-size must be positive, got {packet_size}")
-        if timeout <= 0:
-            raise ProtocolError(f"--timeout must be positive, got {timeout}")
+        if not timeout > 0 or not math.isfinite(timeout):
+            raise ProtocolError(f"--timeout must be a positive number of seconds, got {timeout}")
+        if max_payload < 1:
+            raise ProtocolError(f"--max-payload must be positive, got {max_payload}")
         self.host = host
         self.port = int(port)
         self.packet_size = int(packet_size)
@@ -79,150 +277,169 @@ class NetworkProtocol(RuntimeProtocol):
         self.max_payload = int(max_payload)
         self.listener: socket.socket | None = None
         self.connection: socket.socket | None = None
-        self.selector: selectors.BaseSelector | None = None
         self.client_deadline = 0.0
+        self.scratch = memoryview(bytearray(RECEIVE_LIMIT))
+        # server side: the acceptor hands a client over through `pending`, under `lock`
+        self.acceptor: _Acceptor | None = None
+        self.lock = threading.Lock()
+        self.pending: collections.deque[tuple[socket.socket, Any]] = collections.deque()
+        self.handed_over = threading.Event()
+        self.reply_failed = False
 
     # -- frames ------------------------------------------------------------------------------------
-    def _send_frame(self, sock: socket.socket, message_type: MessageType, payload: bytes = b"") -> None:
-        header = encode_header(message_type, payload)
-        if len(payload) <= self.packet_size:
-            sock.sendall(header + payload)
-            return
-        sock.sendall(header)
-        view = memoryview(payload)
-        for start in range(0, len(view), self.packet_size):
-            sock.sendall(view[start:start + self.packet_size])
+    def _receive_frame(self, sock: socket.socket, wait: float | None = None) -> tuple[MessageType, bytearray]:
+        """One whole frame, which must arrive within `timeout` from its first byte.
 
-    def _receive_exact(self, sock: socket.socket, size: int) -> tuple[bytearray, int]:
-        """Read exactly `size` bytes; returns them and their CRC-32, computed as they arrive."""
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        received, crc = 0, 0
-        while received < size:
-            count = sock.recv_into(view[received:], min(RECEIVE_LIMIT, size - received))
-            if count == 0:
-                raise ConnectionLostError(f"connection closed after {received} of {size} bytes")
-            crc = zlib.crc32(view[received:received + count], crc)
-            received += count
-        return buffer, crc
-
-    def _receive_frame(self, sock: socket.socket) -> tuple[MessageType, bytearray]:
-        header = decode_header(bytes(self._receive_exact(sock, HEADER_SIZE)[0]), self.max_payload)
-        payload, crc = self._receive_exact(sock, header.length) if header.length else (bytearray(), 0)
+        The first byte is awaited for `wait` seconds (default: `timeout`); socket.timeout when none came.
+        """
+        sock.settimeout(self.timeout if wait is None else max(wait, 1e-3))
+        if sock.recv_into(self.scratch, 1) == 0:
+            raise ConnectionLostError("connection closed")
+        deadline = time.monotonic() + self.timeout
+        rest, _ = _receive_exact(sock, HEADER_SIZE - 1, deadline, self.scratch[1:])
+        header = decode_header(bytes(self.scratch[:1]) + bytes(rest), self.max_payload)
+        payload, crc = _receive_exact(sock, header.length, deadline, self.scratch) if header.length \
+            else (bytearray(), 0)
         return check_payload(header, payload, crc), payload
 
     # -- server ------------------------------------------------------------------------------------
     def initialize_server(self) -> None:
-        listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            family = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)[0][0]
+        except socket.gaierror as error:
+            raise ProtocolError(f"cannot listen on {self.host}: the address does not resolve ({error.strerror}); "
+                                "pass an address of this machine with --host, e.g. 127.0.0.1") from error
+        listener = socket.socket(family, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             listener.bind((self.host, self.port))
         except OSError as error:
             listener.close()
-            raise ProtocolError(f"cannot listen on {self.host}:{self.port} ({error.strerror}): pass another --port "
-                                "(0 picks a free one) or stop the other server") from error
-        listener.listen(8)
+            if error.errno == errno.EADDRINUSE:
+                raise ProtocolError(f"cannot listen on {self.host}:{self.port}: the port is in use; pass another "
+                                    "--port (0 picks a free one) or stop the other server") from error
+            raise ProtocolError(f"cannot listen on {self.host}:{self.port} ({error.strerror}): pass an address "
+                                "of this machine with --host and a free --port (0 picks one)") from error
+        listener.listen(LISTEN_BACKLOG)
         listener.setblocking(False)
         self.listener = listener
         self.port = listener.getsockname()[1]
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(listener, selectors.EVENT_READ, "listener")
+        if self.host in ("0.0.0.0", "::", ""):
+            log.warning("listening on every network interface (%s): anyone who can reach this machine can upload "
+                        "and run models on it; listen on 127.0.0.1 and reach the board through an SSH tunnel, "
+                        "or firewall the port", self.host or "all")
+        self.acceptor = _Acceptor(listener, self._is_busy, self._hand_over)
 
-    def _accept(self) -> list[tuple[ServerEvent, Any, Any]]:
+    def _is_busy(self) -> bool:
+        """Called by the acceptor: whether a newcomer must be refused.
+
+        A newcomer waits its turn (it is not refused) when every client ahead of it has already closed
+        its side: those sessions end as soon as their last requests are answered.
+        """
+        with self.lock:
+            ahead = ([self.connection] if self.connection is not None else []) + [s for s, _ in self.pending]
+        return len(ahead) > MAX_WAITING or any(not _peer_has_left(sock) for sock in ahead)
+
+    def _hand_over(self, sock: socket.socket, address: Any) -> None:
+        with self.lock:
+            self.pending.append((sock, address))
+        self.handed_over.set()
+
+    def _take_pending(self) -> list[tuple[ServerEvent, Any, Any]]:
+        with self.lock:
+            if not self.pending:
+                self.handed_over.clear()
+                return []
+            sock, address = self.pending.popleft()
+            sock.setblocking(True)
+            self.connection = sock
         try:
-            sock, address = self.listener.accept()
-        except BlockingIOError:
-            return []
-        sock.setblocking(True)
-        sock.settimeout(self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.connection is not None and self._client_gone():
-            self.drop_client(None)
-        if self.connection is not None:
-            log.info("refusing %s: busy with another client", address)
-            try:
-                sock.settimeout(1.0)
-                self._send_frame(sock, MessageType.ERROR, b"busy: the board is serving another client; retry later")
-            except OSError:
-                pass
-            _linger_close(sock)
-            return []
-        self.connection = sock
-        self.selector.register(sock, selectors.EVENT_READ, "client")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        self.reply_failed = False
         self.client_deadline = time.monotonic() + self.timeout
         log.info("client %s connected", address)
         return [(ServerEvent.CONNECTED, address, None)]
 
     def drop_client(self, reason: str | None = None) -> list[tuple[ServerEvent, Any, Any]]:
-        """Close the current client, telling it why first when a reason is given."""
-        if self.connection is None:
+        """Close the current client, telling it why first when a reason is given and it can still hear."""
+        with self.lock:
+            sock, self.connection = self.connection, None
+        if sock is None:
             return []
-        sock, self.connection = self.connection, None
-        self.selector.unregister(sock)
         if reason:
             log.info("dropping client: %s", reason)
-            try:
-                sock.settimeout(1.0)
-                self._send_frame(sock, MessageType.ERROR, reason.encode())
-            except OSError:
-                pass
+            if not self.reply_failed:
+                try:
+                    _send_frame(sock, MessageType.ERROR, reason.encode(), time.monotonic() + 1.0,
+                                self.packet_size)
+                except OSError:
+                    pass
         _linger_close(sock)
         return [(ServerEvent.DISCONNECTED, reason, None)]
 
     def wait_for_activity(self, poll: float = 0.5) -> list[tuple[ServerEvent, Any, Any]]:
         """Wait at most `poll` seconds; returns events: connections, messages, disconnections."""
-        if self.connection is not None:
-            remaining = self.client_deadline - time.monotonic()
-            if remaining <= 0:
-                return self.drop_client(f"no request for {self.timeout:g} s: disconnecting")
-            poll = min(poll, remaining)
-        events: list[tuple[ServerEvent, Any, Any]] = []
-        ready = sorted(key.data for key, _ in self.selector.select(timeout=poll))  # "client" before "listener"
-        for source in ready:
-            if source == "listener":
-                events += self._accept()
-            elif self.connection is not None:
-                events += self._read_client_message()
-        return events
-
-    def _client_gone(self) -> bool:
-        """Whether the current client has closed its side (so a new one need not be told "busy")."""
-        readable, _, _ = select.select([self.connection], [], [], 0)
-        if not readable:
-            return False
+        if self.connection is None:
+            if not self.pending:
+                self.handed_over.wait(poll)
+            return self._take_pending()
+        if self.reply_failed:
+            return self.drop_client(None)
+        remaining = self.client_deadline - time.monotonic()
+        if remaining <= 0:
+            return self.drop_client(f"no request for {self.timeout:g} s: disconnecting")
         try:
-            return self.connection.recv(1, socket.MSG_PEEK) == b""
-        except OSError:
-            return True
-
-    def _read_client_message(self) -> list[tuple[ServerEvent, Any, Any]]:
-        try:
-            message_type, payload = self._receive_frame(self.connection)
+            message_type, payload = self._receive_frame(self.connection, wait=min(poll, remaining))
+        except socket.timeout:
+            return []  # no request yet: the idle deadline above ends the session in time
         except FrameError as error:
             if error.resynchronisable:
                 self.request_failure(str(error))
                 self.client_deadline = time.monotonic() + self.timeout
                 return []
             return self.drop_client(str(error))
-        except ConnectionLostError:
+        except _FrameDeadline as error:
+            return self.drop_client(f"frame incomplete after {self.timeout:g} s ({error}): disconnecting")
+        except MemoryError:
+            return self.drop_client("the board ran out of memory receiving this frame: send smaller payloads "
+                                    "or lower the server's --max-payload")
+        except (ConnectionLostError, OSError):
+            self.reply_failed = True  # closed or reset by the peer: nobody left to tell
             return self.drop_client(None)
-        except socket.timeout:
-            return self.drop_client(f"frame incomplete after {self.timeout:g} s: disconnecting")
-        except OSError:
-            return self.drop_client(None)  # reset by the peer: nobody left to tell
         self.client_deadline = time.monotonic() + self.timeout
         return [(ServerEvent.MESSAGE, message_type, payload)]
 
-    def request_success(self, data: bytes = b"") -> None:
-        self.send_message(MessageType.OK, data)
+    def _reply(self, message_type: MessageType, payload: bytes | bytearray | memoryview) -> bool:
+        """Answer the current client; a client that cannot be answered is dropped, never raised about."""
+        sock = self.connection
+        if sock is None or self.reply_failed:
+            return False
+        try:
+            _send_frame(sock, message_type, payload, time.monotonic() + self.timeout, self.packet_size)
+            return True
+        except OSError as error:
+            log.info("client lost while answering (%s): ending its session", error)
+            self.reply_failed = True
+            return False
 
-    def request_failure(self, reason: str) -> None:
-        self.send_message(MessageType.ERROR, reason.encode())
+    def request_success(self, data: bytes = b"") -> bool:
+        return self._reply(MessageType.OK, data)
+
+    def request_failure(self, reason: str) -> bool:
+        return self._reply(MessageType.ERROR, reason.encode())
 
     def close_server(self) -> None:
+        if self.acceptor is not None:
+            self.acceptor.stop()
+            self.acceptor = None
         self.drop_client(None)
+        with self.lock:
+            waiting, self.pending = list(self.pending), collections.deque()
+        for sock, _ in waiting:
+            sock.close()
         if self.listener is not None:
-            self.selector.unregister(self.listener)
             self.listener.close()
             self.listener = None
 
@@ -231,26 +448,32 @@ class NetworkProtocol(RuntimeProtocol):
         if self.connection is None:
             raise ConnectionLostError("not connected")
         try:
-            self._send_frame(self.connection, message_type, payload)
+            _send_frame(self.connection, message_type, payload, time.monotonic() + self.timeout, self.packet_size)
+        except socket.timeout as error:
+            raise ConnectionLostError(f"sending {message_type.name} did not finish within {self.timeout:g} s: the "
+                                      "peer stopped reading; see the server's log") from error
         except OSError as error:
-            raise ConnectionLostError(f"sending {message_type.name} failed ({error}): the peer closed the "
-                                      "connection; see the server's log") from error
+            raise ConnectionLostError(f"sending {message_type.name} failed ({error.strerror or error}): the peer "
+                                      "closed the connection; see the server's log") from error
 
     def receive_data(self) -> tuple[MessageType, bytearray]:
         if self.connection is None:
             raise ConnectionLostError("not connected")
         try:
             return self._receive_frame(self.connection)
-        except socket.timeout as error:
+        except (socket.timeout, _FrameDeadline) as error:
             raise ConnectionLostError(f"the board did not answer within {self.timeout:g} s: check that the server "
                                       "is running, or raise --timeout for slow models") from error
         except ConnectionLostError as error:
             raise ConnectionLostError(f"the board closed the connection ({error}): see the server's log") from error
         except OSError as error:
-            raise ConnectionLostError(f"connection to the board failed ({error}): see the server's log") from error
+            raise ConnectionLostError(f"connection to the board failed ({error.strerror or error}): see the "
+                                      "server's log") from error
 
     def disconnect(self) -> None:
-        if self.connection is not None:
+        if self.listener is not None:  # server side: end the current client's session
+            self.drop_client(None)
+        elif self.connection is not None:
             self.connection.close()
             self.connection = None
 
@@ -283,7 +506,7 @@ class NetworkProtocol(RuntimeProtocol):
         return self._expect_ok(message_type)
 
     def upload_model(self, model: bytes) -> dict[str, Any]:
-        return json.loads(bytes(self.request(MessageType.MODEL, model)) or b"{}")
+        return _json_object(self.request(MessageType.MODEL, model), MessageType.MODEL)
 
     def upload_input(self, data: bytes) -> None:
         self.request(MessageType.DATA, data)
@@ -299,7 +522,7 @@ class NetworkProtocol(RuntimeProtocol):
         return self.request(MessageType.OUTPUT)
 
     def download_statistics(self) -> dict[str, Any]:
-        return json.loads(bytes(self.request(MessageType.STATS)) or b"{}")
+        return _json_object(self.request(MessageType.STATS), MessageType.STATS)
 
     # -- arguments ---------------------------------------------------------------------------------
     @classmethod
@@ -312,7 +535,8 @@ class NetworkProtocol(RuntimeProtocol):
         group.add_argument("--packet-size", type=int, default=32768,
                            help="Size of the pieces payloads travel in (default: %(default)s)")
         group.add_argument("--timeout", type=float, default=60.0,
-                           help="Seconds any read may wait; idle clients are dropped after it (default: %(default)s)")
+                           help="Seconds a whole frame may take to arrive; idle clients are dropped after it "
+                                "(default: %(default)s)")
         group.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD,
                            help="Largest payload accepted, in bytes (default: %(default)s)")
         return parser, group
@@ -320,3 +544,17 @@ class NetworkProtocol(RuntimeProtocol):
     @classmethod
     def from_argparse(cls, args: argparse.Namespace) -> "NetworkProtocol":
         return cls(args.host, args.port, args.packet_size, args.timeout, args.max_payload)
+
+
+def _json_object(payload: bytes | bytearray, request: MessageType) -> dict[str, Any]:
+    """The JSON object a board sends with OK; anything else is a clear ProtocolError, not a traceback."""
+    try:
+        value = json.loads(bytes(payload) or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProtocolError(f"the board's answer to {request.name} is not JSON ({error}): the server is not an "
+                            "edge_ai_lib inference_server of this version; install the same edge_ai_lib on "
+                            "the board") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"the board's answer to {request.name} is a JSON {type(value).__name__}, expected an "
+                            "object: the server is not an edge_ai_lib inference_server of this version")
+    return value

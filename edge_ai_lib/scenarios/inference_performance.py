@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.core.measurements import build_result, collect_provenance, write_result
+from edge_ai_lib.core.measurements import build_result, collect_provenance
 from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.scenarios.cli import (
     REPORT_POSITIONALS,
@@ -41,11 +41,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     described["evaluated_sample_count"] = quality["sample_count"]
     document = build_result("inference_performance", wrapper.describe(), described, quality, timing,
                             collect_provenance(vars(args)))
-    from edge_ai_lib.plots import plot_run
+    from edge_ai_lib.plots import write_run_outputs
 
-    output = Path(args.output)
-    path = write_result(output / f"{args.reportname}.json", document)
-    plots = plot_run(document, output, args.reportname)
+    path, plots = write_run_outputs(Path(args.output), args.reportname, document)
     stats = document["performance"]["statistics"]
     print(f"{args.reportname}: accuracy {quality['accuracy']:.4f} on {quality['sample_count']} {args.split} samples; "
           f"latency median {stats['median'] * 1e3:.3f} ms, p99 {stats['p99'] * 1e3:.3f} ms, "

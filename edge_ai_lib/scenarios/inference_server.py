@@ -4,11 +4,13 @@
         --packet-size 32768 --save-model-path build/board-model.tflite
 
 Prints `listening on HOST:PORT` once it accepts clients (with --port 0, the port it picked).
-Stops cleanly on SIGTERM or Ctrl-C.
+Stops cleanly on SIGTERM or Ctrl-C, and, with --stop-with-fd, when the process that started it dies.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import sys
 import threading
@@ -18,17 +20,77 @@ from edge_ai_lib.core.runtime import Runtime
 from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol
 from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
 
+log = logging.getLogger("edge_ai_lib.scenarios.inference_server")
+# After the starter's death is noticed, the serving loop has this long to stop by itself (it is not
+# interrupted in the middle of an inference); then the process exits regardless.
+ORPHAN_GRACE_SECONDS = 10.0
+
+
+def stop_with_fd(fd: int, stop: threading.Event) -> None:
+    """Set `stop` once `fd` (the read end of a pipe whose write end the starter keeps) reaches end of file.
+
+    The write end closes when the starter exits in any way, SIGKILL included, so a board started by a
+    client never outlives it.
+    """
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            pass
+        log.warning("the process that started this server has exited: stopping")
+        stop.set()
+        threading.Timer(ORPHAN_GRACE_SECONDS, os._exit, args=(3,)).start()
+
+    threading.Thread(target=watch, name="starter-watch", daemon=True).start()
+
+
+# glibc's mallopt parameters (<malloc.h>).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+LARGE_BUFFER_BYTES = 256 * 1024
+
+
+def return_large_buffers_to_the_system() -> None:
+    """Make glibc map every buffer of 256 KiB or more on its own, so that freeing it gives it back.
+
+    By default glibc raises its mmap threshold to the size of the largest block freed (up to 32 MiB),
+    after which frame buffers of a few MiB come from the heap, whose top is rarely released: a server
+    that received one large model keeps that much memory for the rest of its life, which a small
+    board cannot spare. A fixed threshold ends that; it is left alone where the user set
+    MALLOC_MMAP_THRESHOLD_ or the C library is not glibc.
+    """
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_") is not None:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER_BYTES)
+    mallopt(M_TRIM_THRESHOLD, 4 * LARGE_BUFFER_BYTES)
+
+
+def _own_arguments(group) -> None:
+    group.add_argument("--stop-with-fd", type=int, default=None, metavar="FD",
+                       help="Stop when this inherited file descriptor (a pipe from the process that started the "
+                            "server) reaches end of file, i.e. when that process dies")
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     args, classes = parse_scenario_arguments(
         __doc__.splitlines()[0],
         [ClassArgument("protocolcls", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
-         ClassArgument("runtimecls", Runtime, "Runtime class (dotted path)")], argv=argv)
+         ClassArgument("runtimecls", Runtime, "Runtime class (dotted path)")], add_own=_own_arguments, argv=argv)
+    return_large_buffers_to_the_system()
     protocol = classes["protocolcls"].from_argparse(args)
     runtime = classes["runtimecls"].from_argparse(protocol, args)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    if args.stop_with_fd is not None:
+        stop_with_fd(args.stop_with_fd, stop)
     protocol.initialize_server()
     print(f"listening on {protocol.host}:{protocol.port}", flush=True)
     runtime.serve(stop)
@@ -36,4 +98,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(run_scenario(main))
+    sys.exit(run_scenario(main, die_with_parent=False))

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import ConfigurationError
+from edge_ai_lib.core.files import atomic_write_text, write_failure
 from edge_ai_lib.core.measurements import collect_provenance
 from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
@@ -41,15 +42,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise ConfigurationError(f"--learning-rate must be positive, got {args.learning_rate}")
     dataset = classes["datasetcls"].from_argparse(args)
     wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=False)
-    args.logdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    history = wrapper.train_model(args.batch_size, args.learning_rate, args.num_epochs, args.logdir)
+    try:
+        args.logdir.mkdir(parents=True, exist_ok=True)
+        history = wrapper.train_model(args.batch_size, args.learning_rate, args.num_epochs, args.logdir)
+    except Exception as error:
+        # TensorBoard writers fail on a full disk with framework errors that carry no errno.
+        failure = write_failure(args.logdir / "events", error, "pass another --logdir", certain=False)
+        if failure is not None:
+            raise failure from error
+        raise
     elapsed = time.perf_counter() - start
     wrapper.save_model(args.model_path)
     summary = {"model": wrapper.describe(), "dataset": dataset.describe("validation"),
                "training_seconds": elapsed, "history": history,
                "provenance": collect_provenance(vars(args))}
-    (args.logdir / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(args.logdir / "training.json", json.dumps(summary, indent=2) + "\n",
+                      elsewhere="pass another --logdir")
     print(f"saved {args.model_path}: validation accuracy {history['val_accuracy'][-1]:.4f} "
           f"after {args.num_epochs} epochs ({elapsed:.1f} s)")
 

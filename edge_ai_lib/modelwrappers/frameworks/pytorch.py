@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 import torch
 
 from edge_ai_lib.core.errors import ModelLoadError
+from edge_ai_lib.core.files import atomic_output
 from edge_ai_lib.core.model import ModelWrapper
 
 CHECKPOINT_FORMAT = "edge_ai_lib.pytorch/1"
@@ -57,24 +57,21 @@ class PyTorchModelWrapper(ModelWrapper):
         return network.eval()
 
     def save_model(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save({"format": CHECKPOINT_FORMAT, "wrapper": f"{type(self).__module__}.{type(self).__name__}",
-                    "class_names": self.get_class_names(), "state_dict": self.model.state_dict()}, tmp)
-        os.replace(tmp, path)
+        checkpoint = {"format": CHECKPOINT_FORMAT, "wrapper": f"{type(self).__module__}.{type(self).__name__}",
+                      "class_names": self.get_class_names(), "state_dict": self.model.state_dict()}
+        with atomic_output(path, "pass another --model-path") as temporary:
+            torch.save(checkpoint, temporary)
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
         shape = self.get_io_specification()["input"][0]["shape"]
         return torch.zeros([batch] + shape[1:], dtype=torch.float32)
 
     def save_to_onnx(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.model.eval()
-        torch.onnx.export(self.model, (self.example_input(),), str(path), dynamo=False, opset_version=ONNX_OPSET,
-                          input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        with atomic_output(path, "write the ONNX file elsewhere") as temporary:
+            torch.onnx.export(self.model, (self.example_input(),), str(temporary), dynamo=False,
+                              opset_version=ONNX_OPSET, input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
 
     def to_framework_input(self, inputs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))

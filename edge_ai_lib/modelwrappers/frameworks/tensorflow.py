@@ -16,6 +16,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from edge_ai_lib.core.errors import ModelLoadError  # noqa: E402
+from edge_ai_lib.core.files import atomic_output  # noqa: E402
 from edge_ai_lib.core.model import ModelWrapper  # noqa: E402
 
 
@@ -71,20 +72,17 @@ class KerasModelWrapper(ModelWrapper):
 
     def save_model(self, path: Path) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix != ".keras":
             raise ModelLoadError(f"Keras models are saved as .keras files: use a --model-path ending in .keras, "
                                  f"not '{path.name}'")
-        tmp = path.with_name(path.stem + ".tmp.keras")
-        self.model.save(tmp)
-        os.replace(tmp, path)
+        with atomic_output(path, "pass another --model-path") as temporary:
+            self.model.save(temporary)
 
     def save_to_onnx(self, path: Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         shape = tuple(self.model.inputs[0].shape)
-        self.model.export(str(path), format="onnx", verbose=False,
-                          input_signature=[keras.InputSpec(shape=(None,) + shape[1:], dtype="float32")])
+        with atomic_output(path, "write the ONNX file elsewhere") as temporary:
+            self.model.export(str(temporary), format="onnx", verbose=False,
+                              input_signature=[keras.InputSpec(shape=(None,) + shape[1:], dtype="float32")])
 
     def to_framework_input(self, inputs: np.ndarray) -> Any:
         return tf.convert_to_tensor(inputs)
