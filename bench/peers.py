@@ -8,7 +8,8 @@ Prints `port N` once listening; serves one client, then exits.
 import socket
 import sys
 
-from edge_ai_lib.core.runtimeprotocol import MessageType, ServerEvent
+from edge_ai_lib.core.runtimeprotocol import ServerEvent
+from edge_ai_lib.core.wire import MessageType
 from edge_ai_lib.runtimeprotocols.network import NetworkProtocol
 
 
@@ -55,7 +56,7 @@ def protocol_sink(size: int, packet_size: int) -> None:
                 server.close_server()
                 return
             elif event == ServerEvent.MESSAGE and message_type == MessageType.MODEL:
-                server.request_success(str(len(payload)).encode())
+                server.reply(MessageType.OK, str(len(payload)).encode())
 
 
 if __name__ == "__main__":

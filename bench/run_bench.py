@@ -28,8 +28,9 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from edge_ai_lib.boards.local import LocalBoard  # noqa: E402
-from edge_ai_lib.core.measurements import collect_provenance  # noqa: E402
-from edge_ai_lib.core.runtimeprotocol import MessageType, encode_tensors  # noqa: E402
+from edge_ai_lib.core.provenance import collect_provenance  # noqa: E402
+from edge_ai_lib.core.runtimeprotocol import ClientSession  # noqa: E402
+from edge_ai_lib.core.wire import MessageType, decode_tensors, encode_tensors  # noqa: E402
 from edge_ai_lib.runtimeprotocols.network import NetworkProtocol  # noqa: E402
 
 RESOURCE_INTERVAL = float(os.environ.get("BENCH_RESOURCE_INTERVAL", "0.1"))
@@ -94,23 +95,26 @@ def build_models(directory: Path) -> dict[str, dict]:
 def board_session(model_path: Path, runtime: str, payload: bytes, calls: int, warmup: int, threads: int,
                   workdir: Path) -> dict:
     with LocalBoard(log_path=workdir / f"server-{runtime}.log") as board:
-        host, port = board.start_server(PROTOCOL, RUNTIMES[runtime], [
-            "--save-model-path", str(workdir / f"board-model-{runtime}{model_path.suffix}"),
-            "--num-threads", str(threads), "--timeout", "60", "--resource-interval", str(RESOURCE_INTERVAL)])
+        host, port = board.start({
+            "protocol": {"class": PROTOCOL, "args": {"timeout": 60}},
+            "runtime": {"class": RUNTIMES[runtime], "args": {
+                "save_model_path": str(workdir / f"board-model-{runtime}{model_path.suffix}"), "num_threads": threads,
+                "resource_interval": RESOURCE_INTERVAL}}})
         client = NetworkProtocol(host, port, timeout=60)
         client.initialize_client()
+        session = ClientSession(client)
         try:
-            client.upload_model(model_path.read_bytes())
+            session.upload_model(model_path.read_bytes())
             host_s, board_s, starts = [], [], []
             session_start = None
             for index in range(warmup + calls):
                 if index == warmup:
                     session_start = time.perf_counter()
                 starts.append(time.perf_counter())
-                client.upload_input(payload)
-                host_time = client.request_processing()
-                client.download_output()
-                stats = client.download_statistics()
+                session.upload_input(payload)
+                host_time = session.request_processing()
+                session.download_output()
+                stats = session.download_statistics()
                 if index >= warmup:
                     host_s.append(host_time)
                     board_s.append(stats["inference_s"][0])
@@ -124,21 +128,22 @@ def board_session(model_path: Path, runtime: str, payload: bytes, calls: int, wa
 
 def in_process(model_path: Path, runtime: str, payload: bytes, calls: int, warmup: int, threads: int,
                period_s: float | None, call_s: float = 0.0) -> list[float]:
-    """The runtime without the protocol: per call the same decode and copy of the input (prepare_input),
-    then the timed runtime call; paced to `period_s` per call when given, else back to back."""
-    instance = _runtime_class(runtime)(None, model_path, num_threads=threads)
-    instance.prepare_model(None)
+    """The runtime without the protocol: per call the same decode and copy of the input as the server's DATA,
+    then the timed runtime call and the same encoding of the outputs as its OUTPUT; paced to `period_s` per
+    call when given, else back to back."""
+    instance = _runtime_class(runtime)(model_path, num_threads=threads)
+    instance.load_model(model_path)
     times = []
     for index in range(warmup + calls):
         start = time.perf_counter()
-        instance.prepare_input(payload)
+        instance.set_inputs(decode_tensors(payload))
         if period_s:
             # On the board the input is taken (DATA), then the process waits idle for PROCESS, then runs the
             # model: wait here too, between the input copy and the call, so each call starts one period apart.
             while time.perf_counter() - start < period_s - call_s:
                 time.sleep(0)
         elapsed = instance.run()
-        instance.upload_output()
+        encode_tensors([np.asarray(t, dtype=np.float32) for t in instance.get_outputs()])
         if index >= warmup:
             times.append(elapsed)
     return times
@@ -180,11 +185,12 @@ def protocol_upload(size: int, packet_size: int, repeats: int) -> list[float]:
     process, port = _peer("protocol-sink", size, packet_size)
     client = NetworkProtocol("127.0.0.1", port, packet_size=packet_size, timeout=30, max_payload=size + 1)
     client.initialize_client()
+    session = ClientSession(client)
     model = np.random.default_rng(0).bytes(size)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        answer = client.request(MessageType.MODEL, model)
+        answer = session.request(MessageType.MODEL, model)
         times.append(time.perf_counter() - start)
         assert int(answer) == size
     client.disconnect()

@@ -13,7 +13,7 @@ from typing import IO, Any, Callable, Sequence
 import numpy as np
 
 from edge_ai_lib.core.files import atomic_output, atomic_outputs
-from edge_ai_lib.core.measurements import result_text, validate_result
+from edge_ai_lib.core.results import result_text, validate_result
 
 
 def _pyplot():

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from edge_ai_lib import plots
 from edge_ai_lib.core.files import atomic_write_text
-from edge_ai_lib.core.measurements import read_result
+from edge_ai_lib.core.results import read_result
 
 
 @dataclass
@@ -52,7 +52,7 @@ def fastest_verdicts(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, Any
     for key, members in groups.items():
         ordered = sorted(members, key=lambda r: r.document["performance"]["statistics"]["median"])
         best = ordered[0]
-        low, high = best.document["performance"]["statistics"]["median_ci95"]
+        _, high = best.document["performance"]["statistics"]["median_ci95"]
         tied = [r for r in ordered[1:] if r.document["performance"]["statistics"]["median_ci95"][0] <= high]
         verdicts[key] = {"fastest": best.compiler, "tied": [r.compiler for r in tied], "count": len(members)}
     return verdicts

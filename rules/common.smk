@@ -12,14 +12,14 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 from edge_ai_lib.core.args import (
-    argument_names,
     find_class_source,
     find_module_source,
     load_class,
 )
+from edge_ai_lib.core.board import Board
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.core.errors import ClassPathError
+from edge_ai_lib.core.errors import ClassPathError, ConfigurationError
 from edge_ai_lib.core.runtime import Runtime
 
 PYTHON = sys.executable
@@ -33,8 +33,10 @@ FRAMEWORK_MODULES = {
 # Options the rules set themselves, per role of a class: a config key for one of them is refused.
 SET_BY_THE_WORKFLOW = {
     "dataset": {"dataset_root", "download_dataset"},
+    "model": {"model_path"},
     "compiler": {"compiled_model_path"},
     "runtime": {"save_model_path"},
+    "board": {"board_name", "architecture", "lock_timeout"},
 }
 
 
@@ -165,18 +167,18 @@ def loaded_class(keys, path, base, problems):
 
 
 def argument_problems(keys, arguments, cls, role):
-    """Config keys of `arguments` that `cls` has no option for (argparse would take a prefix as one)."""
+    """Config keys of `arguments` that `cls` does not declare, or whose values it would refuse."""
     reserved = SET_BY_THE_WORKFLOW[role]
-    known = [name for name in argument_names(cls) if name not in reserved]
+    declared = cls.declared_arguments()
+    known = [name for name in sorted(declared) if name not in reserved]
     problems = []
-    for key in arguments or {}:
-        name = key.replace("-", "_")
-        if name in reserved:
+    for key, value in (arguments or {}).items():
+        if key in reserved:
             problems.append(
                 ([*keys, key], "set by the workflow itself for every job: remove it")
             )
-        elif name not in known:
-            nearby = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        elif key not in declared:
+            nearby = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             guess = f" (did you mean {nearby[0]}?)" if nearby else ""
             problems.append(
                 (
@@ -185,6 +187,11 @@ def argument_problems(keys, arguments, cls, role):
                     f"{', '.join(known)}{guess}",
                 )
             )
+        else:
+            try:
+                declared[key].convert(value, cls.__name__)
+            except ConfigurationError as error:
+                problems.append(([*keys, key], str(error)))
     return problems
 
 
@@ -226,6 +233,11 @@ def class_problems():
                 runtime.__name__
             ] = runtime
     for name, board in config["boards"].items():
+        cls = loaded_class(["boards", name, "class"], board["class"], Board, problems)
+        if cls is not None:
+            problems += argument_problems(
+                ["boards", name, "args"], board.get("args"), cls, "board"
+            )
         served = runtimes.get(architecture(board["architecture"]), {})
         for runtime in sorted(served.values(), key=lambda cls: cls.__name__):
             problems += argument_problems(
@@ -264,16 +276,6 @@ def matrix_problems():
                 )
     targets = {architecture(c["target"]) for c in config["compilers"].values()}
     for name, board in config["boards"].items():
-        if board["type"] == "ssh":
-            problems.append(
-                (
-                    ["boards", name, "type"],
-                    "boards of type 'ssh' cannot be benchmarked yet "
-                    "(deployment over SSH is not built): remove the board from the config, or start "
-                    "inference_server on the board and run inference_client by hand (README, "
-                    "'Benchmarking on a board')",
-                )
-            )
         if architecture(board["architecture"]) not in targets:
             problems.append(
                 (
@@ -316,39 +318,71 @@ def benchmark_settings():
     }
 
 
-# -- command lines: every value is a list item, quoted by `:q` in the shell commands --------------
-def cli_args(arguments):
-    """Class arguments of the config as command-line options: {"target": "int8"} -> --target int8."""
-    options = []
-    for key, value in sorted((arguments or {}).items()):
-        name = key.replace("_", "-")
-        if isinstance(value, bool):
-            options.append(f"--{name}" if value else f"--no-{name}")
-        elif isinstance(value, list):
-            options.extend([f"--{name}", *map(str, value)])
-        else:
-            options.extend([f"--{name}", str(value)])
-    return options
+# -- settings as data: each job gets its classes and their arguments as one JSON spec ---------------
+PROTOCOL = "edge_ai_lib.runtimeprotocols.network.NetworkProtocol"
 
 
-def max_samples_option():
-    limit = benchmark_settings()["max_samples"]
-    return ["--max-samples", str(limit)] if limit else []
+def part(cls, arguments=None, **workflow_arguments):
+    """One role of a spec: the class and its arguments (the config's, then those the workflow sets)."""
+    return {"class": cls, "args": {**(arguments or {}), **workflow_arguments}}
 
 
-def board_cli(board):
-    """How inference_client reaches a board: it starts a local one itself, or connects to host:port."""
+def dataset_part(dataset):
+    settings = config["datasets"][dataset]
+    return part(
+        settings["class"],
+        settings.get("args"),
+        dataset_root=f"results/datasets/{dataset}",
+        download_dataset=False,
+    )
+
+
+def model_part(model, model_path):
+    settings = config["models"][model]
+    return part(settings["wrapper"], settings.get("args"), model_path=str(model_path))
+
+
+def compiler_part(compiler, compiled_model_path):
+    settings = config["compilers"][compiler]
+    return part(
+        settings["class"],
+        settings.get("args"),
+        compiled_model_path=str(compiled_model_path),
+    )
+
+
+def runtime_part(compiler, board, threads):
+    """The runtime's arguments: the board's runtime_args; a local board's thread count is the job's."""
+    arguments = dict(config["boards"][board].get("runtime_args") or {})
+    if is_local_board(board):
+        arguments.setdefault("num_threads", threads)
+    return part(
+        config["compilers"][compiler]["runtime"],
+        arguments,
+        save_model_path=f"results/boards/{board}/received-model.{compiled_suffix(compiler)}",
+    )
+
+
+def board_part(board):
     settings = config["boards"][board]
-    if settings["type"] == "local":
-        return ["--board", "local"]
-    return [
-        "--board",
-        "ssh",
-        "--host",
-        settings["host"],
-        "--port",
-        str(settings.get("port", 12345)),
-    ]
+    return part(
+        settings["class"],
+        settings.get("args"),
+        board_name=board,
+        architecture=architecture(settings["architecture"]),
+        lock_timeout=benchmark_settings()["board_lock_timeout"],
+    )
+
+
+def spec(**parts):
+    """The JSON a scenario reads with --spec: its roles and its options."""
+    return json.dumps(parts, sort_keys=True)
+
+
+def is_local_board(board):
+    from edge_ai_lib.boards.local import LocalBoard
+
+    return issubclass(load_class(config["boards"][board]["class"]), LocalBoard)
 
 
 # -- inputs and parameters ----------------------------------------------------------------------
@@ -379,6 +413,10 @@ def model_file(model):
     return f"results/models/{model}/model.{MODEL_EXTENSIONS[config['models'][model]['framework']]}"
 
 
+def onnx_file(model):
+    return f"results/models/{model}/model.onnx"
+
+
 def compiled_suffix(compiler):
     return load_class(config["compilers"][compiler]["class"]).compiled_suffix.lstrip(
         "."
@@ -393,7 +431,7 @@ def compiler_source(model, compiler):
     """The model's own file when the compiler reads its framework, else its ONNX export."""
     if config["models"][model]["framework"] in config["compilers"][compiler]["reads"]:
         return model_file(model)
-    return f"results/models/{model}/model.onnx"
+    return onnx_file(model)
 
 
 def board_resources():
@@ -409,4 +447,4 @@ def board_resources():
 
 def benchmark_threads(wildcards):
     """The local board is this host: its benchmarks take every core, so nothing runs beside them."""
-    return workflow.cores if config["boards"][wildcards.board]["type"] == "local" else 1
+    return workflow.cores if is_local_board(wildcards.board) else 1

@@ -7,11 +7,7 @@ rule prepare_dataset:
         "../workflow/envs/edge-ai.yaml"
     params:
         python=PYTHON,
-        dataset_class=lambda wildcards: config["datasets"][wildcards.dataset]["class"],
-        arguments=lambda wildcards: cli_args(
-            config["datasets"][wildcards.dataset].get("args")
-        ),
-        root=lambda wildcards: f"results/datasets/{wildcards.dataset}",
+        spec=lambda wildcards: spec(dataset=dataset_part(wildcards.dataset)),
     shell:
-        "exec {params.python:q} -m edge_ai_lib.scenarios.dataset_preparation {params.dataset_class:q} "
-        "--dataset-root {params.root:q} {params.arguments:q} > {output:q} 2> {log:q}"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.dataset_preparation --spec {params.spec:q} "
+        "> {output:q} 2> {log:q}"

@@ -2,17 +2,17 @@ rule export_onnx:
     input:
         model=lambda wildcards: model_file(wildcards.model),
     output:
-        "results/models/{model}/model.onnx",
+        onnx_file("{model}"),
     log:
         "results/logs/export_onnx/{model}.log",
     conda:
         "../workflow/envs/edge-ai.yaml"
     params:
         python=PYTHON,
-        wrapper=lambda wildcards: config["models"][wildcards.model]["wrapper"],
-        arguments=lambda wildcards: cli_args(
-            config["models"][wildcards.model].get("args")
+        spec=lambda wildcards: spec(
+            model=model_part(wildcards.model, model_file(wildcards.model)),
+            options={"onnx_path": onnx_file(wildcards.model)},
         ),
     shell:
-        "exec {params.python:q} -m edge_ai_lib.scenarios.onnx_export {params.wrapper:q} "
-        "--model-path {input.model:q} --onnx-path {output:q} {params.arguments:q} > {log:q} 2>&1"
+        "exec {params.python:q} -m edge_ai_lib.scenarios.onnx_export --spec {params.spec:q} "
+        "> {log:q} 2>&1"

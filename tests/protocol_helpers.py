@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_ai_lib.core.runtimeprotocol import HEADER_SIZE, MessageType, decode_header, encode_header, encode_tensors
+from edge_ai_lib.core.runtimeprotocol import ClientSession
+from edge_ai_lib.core.serving import InferenceServer
+from edge_ai_lib.core.wire import HEADER_SIZE, MessageType, decode_header, decode_tensors, encode_header, encode_tensors
 from edge_ai_lib.runtimeprotocols.network import NetworkProtocol
 from edge_ai_lib.runtimes.onnxruntime import ONNXRuntime
 
@@ -39,11 +41,12 @@ class ThreadedBoard:
     def __init__(self, directory: Path, timeout: float = 1.0, max_payload: int = 1 << 20, packet_size: int = 4096):
         self.protocol = NetworkProtocol("127.0.0.1", 0, packet_size=packet_size, timeout=timeout,
                                         max_payload=max_payload)
-        self.runtime = ONNXRuntime(self.protocol, directory / "board-model.onnx")
+        self.runtime = ONNXRuntime(directory / "board-model.onnx")
+        self.server = InferenceServer(self.runtime, self.protocol)
         self.stop = threading.Event()
         self.protocol.initialize_server()
         self.port = self.protocol.port
-        self.thread = threading.Thread(target=self.runtime.serve, args=(self.stop,), daemon=True)
+        self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -85,19 +88,22 @@ def connect(port: int, timeout: float = 5.0) -> socket.socket:
 
 
 def good_session(port: int, model: bytes, features: int = 4) -> np.ndarray:
-    """A complete session with the real client; returns the outputs of one batch."""
-    from edge_ai_lib.core.runtimeprotocol import decode_tensors
-
+    """A complete session with the real client over TCP; returns the outputs of one batch."""
     client = NetworkProtocol("127.0.0.1", port, timeout=5)
     client.initialize_client()
     try:
-        info = client.upload_model(model)
-        assert info["runtime"] == "onnxruntime"
-        client.upload_input(encode_tensors([np.ones((2, features), np.float32)]))
-        client.request_processing()
-        (outputs,) = decode_tensors(client.download_output())
-        stats = client.download_statistics()
-        assert len(stats["inference_s"]) == 1
-        return outputs
+        return one_batch(ClientSession(client), model, features)
     finally:
         client.disconnect()
+
+
+def one_batch(session: ClientSession, model: bytes, features: int = 4) -> np.ndarray:
+    """MODEL, DATA, PROCESS, OUTPUT, STATS over any connected transport; returns the outputs of one batch."""
+    info = session.upload_model(model)
+    assert info["runtime"] == "onnxruntime"
+    session.upload_input(encode_tensors([np.ones((2, features), np.float32)]))
+    session.request_processing()
+    (outputs,) = decode_tensors(session.download_output())
+    stats = session.download_statistics()
+    assert len(stats["inference_s"]) == 1
+    return outputs

@@ -13,9 +13,9 @@ from edge_ai_lib.boards.local import LocalBoard
 from edge_ai_lib.compilers.onnxruntime import ONNXRuntimeCompiler
 from edge_ai_lib.compilers.tflite import TFLiteCompiler
 from edge_ai_lib.core.errors import BoardError, ConfigurationError, ConnectionLostError, NotSupportedError
+from edge_ai_lib.core.runtimeprotocol import ClientSession
 from edge_ai_lib.runtimeprotocols.network import NetworkProtocol
 from edge_ai_lib.scenarios.inference_client import run_session
-from edge_ai_lib.scenarios.model_compilation import compile_model
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,8 @@ VARIANTS = {
 
 def benchmark_on_local_board(wrapper, dataset, compiled_path, runtime, tmp_path, warmup=2):
     with LocalBoard(log_path=tmp_path / "server.log") as board:
-        host, port = board.start_server(PROTOCOL, runtime, ["--save-model-path", str(tmp_path / "board-model"),
-                                                            "--timeout", "60"])
+        host, port = board.start({"protocol": {"class": PROTOCOL, "args": {"timeout": 60}},
+                                  "runtime": {"class": runtime, "args": {"save_model_path": str(tmp_path / "board-model")}}})
         protocol = NetworkProtocol(host, port, timeout=60)
         protocol.initialize_client()
         try:
@@ -53,7 +53,7 @@ def test_compiled_model_on_the_local_board(framework, variant, digits, tmp_path,
     if compiler_class is TFLiteCompiler:
         arguments = {**arguments, "model_framework": "keras" if framework == "keras" else "onnx"}
     compiler = compiler_class(digits, tmp_path / f"compiled{suffix}", **arguments)
-    described = compile_model(wrapper, compiler)
+    described = compiler.compile_model(wrapper)
     assert described["size_bytes"] > 0
 
     result = benchmark_on_local_board(wrapper, digits, compiler.compiled_model_path, runtime, tmp_path)
@@ -73,7 +73,7 @@ def test_compiled_model_on_the_local_board(framework, variant, digits, tmp_path,
 def test_float16_tflite_is_within_a_hundredth(trained_keras_digits, digits, tmp_path):
     wrapper, _ = trained_keras_digits
     compiler = TFLiteCompiler(digits, tmp_path / "f16.tflite", model_framework="keras", target="float16")
-    compile_model(wrapper, compiler)
+    compiler.compile_model(wrapper)
     result = benchmark_on_local_board(wrapper, digits, compiler.compiled_model_path, TFLITE, tmp_path)
     reference = wrapper.predict(digits.get_split_arrays("validation")[0])
     assert np.max(np.abs(result.outputs - reference)) <= 1e-2
@@ -88,7 +88,7 @@ def test_int8_mobilenetv2_is_at_most_40_percent_of_float32(tmp_path):
 
     archives = build_archives()
     with ArchiveServer(archives) as server:
-        dataset = PetDataset(tmp_path / "pets", download=True, image_size=96,
+        dataset = PetDataset(tmp_path / "pets", download_dataset=True, image_size=96,
                              archives=[RemoteFile(f"{server.url}/{n}", md5(d)) for n, d in archives.items()])
     wrapper = TensorFlowPetDatasetMobileNetV2(tmp_path / "mobilenet.keras", dataset, from_file=False, alpha=0.35)
     wrapper.save_model(wrapper.model_path)
@@ -96,7 +96,7 @@ def test_int8_mobilenetv2_is_at_most_40_percent_of_float32(tmp_path):
     for target in ("float32", "int8"):
         compiler = TFLiteCompiler(dataset, tmp_path / f"{target}.tflite", model_framework="keras", target=target,
                                   representative_samples=18)
-        sizes[target] = compile_model(wrapper, compiler)["size_bytes"]
+        sizes[target] = compiler.compile_model(wrapper)["size_bytes"]
     assert sizes["int8"] <= 0.40 * sizes["float32"], sizes
 
 
@@ -124,12 +124,13 @@ def test_edgetpu_without_its_compiler_is_a_clear_error(trained_keras_digits, dig
 def test_board_that_dies_mid_run_is_reported(trained_torch_digits, digits, tmp_path):
     wrapper, _ = trained_torch_digits
     compiler = ONNXRuntimeCompiler(digits, tmp_path / "m.onnx")
-    compile_model(wrapper, compiler)
+    compiler.compile_model(wrapper)
     with LocalBoard(log_path=tmp_path / "server.log") as board:
-        host, port = board.start_server(PROTOCOL, ORT, ["--save-model-path", str(tmp_path / "board.onnx")])
+        host, port = board.start({"protocol": {"class": PROTOCOL},
+                                  "runtime": {"class": ORT, "args": {"save_model_path": str(tmp_path / "board.onnx")}}})
         protocol = NetworkProtocol(host, port, timeout=10)
         protocol.initialize_client()
-        protocol.upload_model(compiler.compiled_model_path.read_bytes())
+        ClientSession(protocol).upload_model(compiler.compiled_model_path.read_bytes())
         board.process.kill()
         board.process.wait()
         with pytest.raises(ConnectionLostError, match="server's log"):
@@ -139,7 +140,8 @@ def test_board_that_dies_mid_run_is_reported(trained_torch_digits, digits, tmp_p
 def test_server_that_cannot_start_is_reported(tmp_path):
     board = LocalBoard(log_path=tmp_path / "server.log", startup_timeout=30)
     with pytest.raises(BoardError, match="exited with status") as error:
-        board.start_server(PROTOCOL, "edge_ai_lib.runtimes.nothing.NoRuntime", ["--save-model-path", "x"])
+        board.start({"protocol": {"class": PROTOCOL},
+                     "runtime": {"class": "edge_ai_lib.runtimes.nothing.NoRuntime", "args": {"save_model_path": "x"}}})
     assert "NoRuntime" in str(error.value)
 
 
@@ -186,7 +188,7 @@ def test_client_with_the_local_board_keeps_the_server_log(trained_torch_digits, 
         "edge_ai_lib.modelwrappers.classification.pytorch_digits.PyTorchDigitsCNN",
         "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler", PROTOCOL, ORT, DIGITS, tmp_path / "report", "ort",
         "--model-path", wrapper.model_path, "--compiled-model-path", tmp_path / "ort.onnx",
-        "--save-model-path", tmp_path / "board.onnx", "--dataset-root", digits.root, "--board", "local",
+        "--save-model-path", tmp_path / "board.onnx", "--dataset-root", digits.root, "--board", "edge_ai_lib.boards.local.LocalBoard",
         "--num-threads", "1", "--max-samples", "100", "--warmup", "3")
     assert client.returncode == 0, client.stderr[-3000:]
     document = json.loads((tmp_path / "report" / "ort.json").read_text())

@@ -39,7 +39,7 @@ CONFIG = {
                         "runtime": "edge_ai_lib.runtimes.onnxruntime.ONNXRuntime", "reads": ["onnx"],
                         "target": "host"},
     },
-    "boards": {"local": {"type": "local", "architecture": "host"}},
+    "boards": {"local": {"class": "edge_ai_lib.boards.local.LocalBoard", "architecture": "host"}},
 }
 
 
@@ -77,16 +77,17 @@ def line_of(path: Path, text: str) -> int:
 
 
 # -- 1. config values reach the shell quoted -------------------------------------------------------
-def test_a_shell_command_in_a_config_value_is_quoted_in_every_command(tmp_path):
+def test_a_shell_command_in_a_config_value_travels_as_data(tmp_path):
     config = copy.deepcopy(CONFIG)
-    config["compilers"]["tflite-int8"]["args"]["target"] = "all; touch pwned"
+    config["boards"]["local"]["args"] = {"log_path": "x; touch pwned"}
     directory = workflow_copy(tmp_path, config)
     result = snakemake(directory, "--dry-run", "--printshellcmds", "--forceall")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     commands = re.findall(r"^Shell command: (.*)$", result.stdout, re.MULTILINE)
-    with_target = [command for command in commands if "--target" in command]
-    assert len(with_target) == 2  # compile_model and benchmark_board
-    assert all("--target 'all; touch pwned'" in command for command in with_target)
+    carrying = [command for command in commands if "touch pwned" in command]
+    assert len(carrying) == 2  # the benchmarks of both compilers
+    # one JSON spec, quoted as one shell word: the value is a string inside it
+    assert all(re.search(r"--spec '\{[^']*\"log_path\": \"x; touch pwned\"[^']*\}' ", command) for command in carrying)
     assert not list(directory.rglob("pwned"))
 
 
@@ -101,13 +102,15 @@ def test_every_job_execs_its_scenario(tmp_path):
 def test_a_job_passes_a_config_value_on_literally(tmp_path):
     """A real prepare_dataset job: the value reaches the scenario as it is written, nothing runs it."""
     config = copy.deepcopy(CONFIG)
-    config["datasets"]["digits"]["args"] = {"split_seed": "$(touch pwned)`touch pwned2`"}
+    mirror = "http://127.0.0.1:9/$(touch pwned)`touch pwned2`"  # port 9 (discard) is closed: the download fails
+    config["datasets"] = {"pets": {"class": PET_DATASET, "args": {"dataset_mirror": mirror}}}
+    config["models"]["keras-cnn"]["dataset"] = "pets"
     directory = workflow_copy(tmp_path, config)
-    result = snakemake(directory, target="results/datasets/digits/summary.json")
-    assert result.returncode != 0  # the scenario refuses a seed that is not a number
+    result = snakemake(directory, target="results/datasets/pets/summary.json")
+    assert result.returncode != 0
     assert not list(directory.rglob("pwned*"))
-    log = (directory / "results" / "logs" / "prepare_dataset" / "digits.log").read_text()
-    assert "invalid int value: '$(touch pwned)`touch pwned2`'" in log
+    log = (directory / "results" / "logs" / "prepare_dataset" / "pets.log").read_text()
+    assert "127.0.0.1:9/$(touch pwned)`touch pwned2`/" in log, log
 
 
 # -- 2. arguments a class does not have ------------------------------------------------------------
@@ -182,12 +185,17 @@ def test_a_misspelt_class_path_is_one_sentence_at_the_dry_run(tmp_path, section,
     assert f"{path}:{line_of(path, f'{key}: {value}')}: {section}.{name}.{key}: {sentence}" in output
 
 
-def test_an_ssh_board_is_refused_at_the_dry_run(tmp_path):
-    board = {"type": "ssh", "architecture": "host", "host": "127.0.0.1", "user": "tester"}
+def test_a_board_class_that_does_not_exist_is_refused_at_the_dry_run(tmp_path):
+    board = {"class": "edge_ai_lib.boards.ssh.SSHBoard", "architecture": "host", "args": {"host": "127.0.0.1"}}
     output, _ = refused(tmp_path, lambda c: c["boards"].update(lab=board))
-    assert ("boards.lab.type: boards of type 'ssh' cannot be benchmarked yet (deployment over SSH is not built): "
-            "remove the board from the config, or start inference_server on the board and run inference_client by "
-            "hand") in output
+    assert ("boards.lab.class: cannot load 'edge_ai_lib.boards.ssh.SSHBoard': no module named "
+            "'edge_ai_lib.boards.ssh'; modules nearby:") in output
+
+
+def test_a_board_argument_of_the_wrong_type_is_refused_at_the_dry_run(tmp_path):
+    output, _ = refused(tmp_path, lambda c: c["boards"]["local"].update(args={"startup_timeout": "soon"}))
+    assert "boards.local.args.startup_timeout: LocalBoard argument startup_timeout: expected a number, got 'soon'" \
+        in output
 
 
 @pytest.mark.parametrize("text, where, problem", [

@@ -31,7 +31,7 @@ def test_split_is_fixed_by_its_seed_and_stratified(tmp_path, digits):
 def test_missing_root_without_download_names_the_fix(tmp_path):
     missing = tmp_path / "nowhere"
     with pytest.raises(DatasetNotFoundError) as error:
-        DigitsDataset(missing, download=False)
+        DigitsDataset(missing, download_dataset=False)
     message = str(error.value)
     assert str(missing) in message
     assert "dataset_preparation" in message and "--download-dataset" in message

@@ -18,9 +18,12 @@ from conftest import DIGITS, TORCH_DIGITS, run_module
 from pet_archive import ArchiveServer, build_archives, md5
 from protocol_helpers import tiny_onnx_model
 
-from edge_ai_lib.core import measurements
 from edge_ai_lib.core.errors import StorageError
 from edge_ai_lib.core.files import atomic_output, atomic_write_bytes, atomic_write_text, disk_is_full, free_bytes
+from edge_ai_lib.core.provenance import collect_provenance
+from edge_ai_lib.core.quality import classification_quality
+from edge_ai_lib.core.results import build_result, write_result
+from edge_ai_lib.core.timing import TimingRecord
 
 
 @pytest.fixture
@@ -70,15 +73,15 @@ def files_under(directory: Path) -> set[str]:
 
 
 def result_document() -> dict:
-    record = measurements.TimingRecord(warmup_count=0)
+    record = TimingRecord(warmup_count=0)
     for seconds in (0.3, 0.01, 0.011, 0.012):
         record.add(seconds)
-    quality = measurements.classification_quality(np.eye(2), np.array([0, 1]), ["x", "y"])
-    return measurements.build_result(
+    quality = classification_quality(np.eye(2), np.array([0, 1]), ["x", "y"])
+    return build_result(
         "inference_performance",
         {"wrapper": "w", "framework": "f", "framework_version": "1", "path": "p", "size_bytes": 3},
         {"class": "d", "split": "validation", "sample_count": 2}, quality, record,
-        measurements.collect_provenance({"x": 1}))
+        collect_provenance({"x": 1}))
 
 
 def big_onnx_model(path: Path, outputs: int = 100_000) -> None:
@@ -256,7 +259,7 @@ def test_write_result_on_a_full_disk(mount_tmpfs):
     disk = mount_tmpfs()
     fill(disk)
     with pytest.raises(StorageError, match=f"no space left on the device holding {disk}/bench"):
-        measurements.write_result(disk / "bench" / "run.json", result_document())
+        write_result(disk / "bench" / "run.json", result_document())
     assert files_under(disk) == {"ballast"}
 
 

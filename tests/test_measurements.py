@@ -1,4 +1,4 @@
-"""Statistics against values computed by hand, the result schema, and quality metrics.
+"""Statistics against values computed by hand, the measured pass, the result schema, and quality metrics.
 
 Percentiles follow numpy's "linear" method (Hyndman & Fan type 7): the q-th percentile of n sorted
 samples sits at position (n - 1) * q / 100, interpolated linearly.
@@ -10,8 +10,12 @@ import math
 import numpy as np
 import pytest
 
-from edge_ai_lib.core import measurements as m
 from edge_ai_lib.core.errors import MeasurementsError
+from edge_ai_lib.core.measured_pass import PassPosition, measure_split
+from edge_ai_lib.core.provenance import collect_provenance
+from edge_ai_lib.core.quality import classification_quality
+from edge_ai_lib.core.results import SCHEMA_VERSION, build_result, read_result, write_result
+from edge_ai_lib.core.timing import TimingRecord, bootstrap_median_ci, latency_statistics, spread_warnings
 
 # 1..10 ms: mean 5.5 ms; median 5.5 ms; p90 at position 8.1 -> 9 + 0.1 = 9.1 ms;
 # p99 at position 8.91 -> 9 + 0.91 = 9.91 ms; sample std = sqrt(82.5 / 9) ms = 3.0277 ms.
@@ -19,7 +23,7 @@ TEN = [i / 1000 for i in range(1, 11)]
 
 
 def test_statistics_match_hand_computed_values():
-    stats = m.latency_statistics(TEN)
+    stats = latency_statistics(TEN)
     assert stats.count == 10
     assert stats.mean == pytest.approx(0.0055)
     assert stats.median == pytest.approx(0.0055)
@@ -33,11 +37,11 @@ def test_statistics_match_hand_computed_values():
 
 
 def test_samples_per_second_counts_samples_not_calls():
-    assert m.latency_statistics([0.5, 0.5], batch_size=8).samples_per_second == pytest.approx(16.0)
+    assert latency_statistics([0.5, 0.5], batch_size=8).samples_per_second == pytest.approx(16.0)
 
 
 def test_odd_count_median_and_percentile_positions():
-    stats = m.latency_statistics([3.0, 1.0, 2.0])
+    stats = latency_statistics([3.0, 1.0, 2.0])
     assert stats.median == 2.0
     assert stats.p90 == pytest.approx(2.8)  # position 1.8 between 2 and 3
 
@@ -45,26 +49,26 @@ def test_odd_count_median_and_percentile_positions():
 def test_bootstrap_interval_brackets_the_median_and_is_reproducible():
     rng = np.random.default_rng(1)
     samples = rng.normal(0.010, 0.001, 500)
-    low, high = m.bootstrap_median_ci(samples)
+    low, high = bootstrap_median_ci(samples)
     assert low < np.median(samples) < high
     assert high - low < 0.0005
-    assert (low, high) == m.bootstrap_median_ci(samples)
+    assert (low, high) == bootstrap_median_ci(samples)
 
 
 def test_bootstrap_of_constant_samples_is_a_point():
-    assert m.bootstrap_median_ci(np.full(50, 0.002)) == (0.002, 0.002)
+    assert bootstrap_median_ci(np.full(50, 0.002)) == (0.002, 0.002)
 
 
 def test_spread_warning_above_ten_percent_cv():
-    steady = m.latency_statistics([0.010, 0.0101, 0.0099, 0.010])
-    noisy = m.latency_statistics([0.010, 0.020, 0.005, 0.012])
-    assert m.spread_warnings(steady) == []
-    (warning,) = m.spread_warnings(noisy)
+    steady = latency_statistics([0.010, 0.0101, 0.0099, 0.010])
+    noisy = latency_statistics([0.010, 0.020, 0.005, 0.012])
+    assert spread_warnings(steady) == []
+    (warning,) = spread_warnings(noisy)
     assert "coefficient of variation" in warning and "> 10%" in warning
 
 
 def test_cold_and_warmup_calls_are_kept_apart():
-    record = m.TimingRecord(warmup_count=2)
+    record = TimingRecord(warmup_count=2)
     flags = [record.add(t) for t in (0.5, 0.2, 0.1, 0.01, 0.02)]
     assert flags == [False, False, False, True, True]
     data = record.to_dict()
@@ -76,17 +80,62 @@ def test_cold_and_warmup_calls_are_kept_apart():
 
 
 def test_no_measured_samples_is_a_clear_error():
-    record = m.TimingRecord(warmup_count=5)
+    record = TimingRecord(warmup_count=5)
     record.add(0.1)
     with pytest.raises(MeasurementsError, match="no timing samples"):
         record.to_dict()
+
+
+class CountingDataset:
+    """Seven samples whose inputs are their own indices, so a test sees which samples each call got."""
+
+    batch_size = 2
+
+    def split_size(self, split):
+        return 7
+
+    def iter_batches(self, split, batch_size=None, max_samples=None):
+        indices = np.arange(min(7, max_samples or 7))
+        for start in range(0, indices.size, batch_size):
+            yield indices[start:start + batch_size], indices[start:start + batch_size] % 3
+
+
+def test_measured_pass_warms_up_on_the_first_batch_then_runs_each_sample_once():
+    calls = []
+
+    def run(prepared):
+        calls.append(prepared.tolist())
+        return 0.001 * len(calls), prepared * 10
+
+    position = PassPosition()
+    measured = measure_split(CountingDataset(), "validation", lambda inputs: inputs + 100, run, warmup=2,
+                             max_samples=5, progress=False, position=position)
+    assert calls == [[100, 101]] * 3 + [[100, 101], [102, 103], [104]]
+    assert measured.timing.cold_first_s == 0.001 and measured.timing.warmup_s == [0.002, 0.003]
+    assert measured.timing.samples_s == [0.004, 0.005, 0.006]
+    assert np.concatenate(measured.outputs).tolist() == [1000, 1010, 1020, 1030, 1040]
+    assert measured.labels.tolist() == [0, 1, 2, 0, 1]
+    assert position == PassPosition(warming_up=False, measured=5, total=5) and measured.wall_s > 0
+
+
+def test_measured_pass_position_names_the_sample_a_failure_interrupted():
+    def run(prepared):
+        if prepared[0] == 4:
+            raise RuntimeError("board died")
+        return 0.001, prepared
+
+    position = PassPosition()
+    with pytest.raises(RuntimeError):
+        measure_split(CountingDataset(), "validation", lambda inputs: inputs, run, warmup=0, progress=False,
+                      position=position)
+    assert position == PassPosition(warming_up=False, measured=4, total=7)
 
 
 def test_quality_metrics_on_known_predictions():
     # 4 samples, 3 classes; predictions 0,1,1,2 for truth 0,1,2,2 -> accuracy 0.75
     probabilities = np.array([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7]])
     truth = np.array([0, 1, 2, 2])
-    quality = m.classification_quality(probabilities, truth, ["a", "b", "c"], top_k=(1, 2))
+    quality = classification_quality(probabilities, truth, ["a", "b", "c"], top_k=(1, 2))
     assert quality["accuracy"] == 0.75
     assert quality["top_k_accuracy"] == {"1": 0.75, "2": 1.0}
     assert quality["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
@@ -97,24 +146,24 @@ def test_quality_metrics_on_known_predictions():
 
 def test_quality_rejects_scores_for_another_class_count():
     with pytest.raises(MeasurementsError, match="dataset has 3 classes"):
-        m.classification_quality(np.ones((2, 5)), np.array([0, 1]), ["a", "b", "c"])
+        classification_quality(np.ones((2, 5)), np.array([0, 1]), ["a", "b", "c"])
 
 
 def _document():
-    record = m.TimingRecord(warmup_count=0)
+    record = TimingRecord(warmup_count=0)
     for t in (0.3, 0.01, 0.011, 0.012):
         record.add(t)
-    quality = m.classification_quality(np.eye(2), np.array([0, 1]), ["x", "y"])
-    return m.build_result("inference_performance",
+    quality = classification_quality(np.eye(2), np.array([0, 1]), ["x", "y"])
+    return build_result("inference_performance",
                           {"wrapper": "w", "framework": "f", "framework_version": "1", "path": "p", "size_bytes": 3},
                           {"class": "d", "split": "validation", "sample_count": 2}, quality, record,
-                          m.collect_provenance({"x": 1}))
+                          collect_provenance({"x": 1}))
 
 
 def test_result_round_trip_through_the_schema(tmp_path):
-    path = m.write_result(tmp_path / "r.json", _document())
-    document = m.read_result(path)
-    assert document["schema_version"] == m.SCHEMA_VERSION
+    path = write_result(tmp_path / "r.json", _document())
+    document = read_result(path)
+    assert document["schema_version"] == SCHEMA_VERSION
     assert document["performance"]["samples_s"] == [0.01, 0.011, 0.012]
     assert document["provenance"]["packages"]["numpy"] == np.__version__
     assert not list(tmp_path.glob("*.tmp"))
@@ -124,7 +173,7 @@ def test_schema_violation_names_the_field(tmp_path):
     document = _document()
     document["dataset"]["sample_count"] = 0
     with pytest.raises(MeasurementsError, match="dataset/sample_count"):
-        m.write_result(tmp_path / "r.json", document)
+        write_result(tmp_path / "r.json", document)
     assert not (tmp_path / "r.json").exists()
 
 
@@ -134,11 +183,11 @@ def test_reading_a_result_of_another_version_says_so(tmp_path):
     path = tmp_path / "old.json"
     path.write_text(json.dumps(document))
     with pytest.raises(MeasurementsError, match="schema version 99"):
-        m.read_result(path)
+        read_result(path)
 
 
 def test_reading_a_broken_result_says_so(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text("{not json")
     with pytest.raises(MeasurementsError, match="not valid JSON"):
-        m.read_result(path)
+        read_result(path)

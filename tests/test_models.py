@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from edge_ai_lib.core.errors import ModelLoadError
-from edge_ai_lib.core.runtimeprotocol import decode_tensors, encode_tensors
+from edge_ai_lib.core.wire import decode_tensors, encode_tensors
 from edge_ai_lib.scenarios.onnx_export import onnx_parity
 
 pytestmark = pytest.mark.slow

@@ -59,8 +59,11 @@ def test_constraints_pin_every_direct_requirement_exactly():
 
 def test_core_imports_no_framework():
     code = ("import sys, edge_ai_lib.core.dataset, edge_ai_lib.core.model, edge_ai_lib.core.compiler, "
-            "edge_ai_lib.core.runtime, edge_ai_lib.core.runtimeprotocol, edge_ai_lib.core.onnxconversion, "
-            "edge_ai_lib.core.board, edge_ai_lib.core.measurements, edge_ai_lib.core.args; "
+            "edge_ai_lib.core.runtime, edge_ai_lib.core.runtimeprotocol, edge_ai_lib.core.wire, "
+            "edge_ai_lib.core.serving, edge_ai_lib.core.onnxconversion, "
+            "edge_ai_lib.core.board, edge_ai_lib.core.timing, edge_ai_lib.core.quality, "
+            "edge_ai_lib.core.provenance, edge_ai_lib.core.results, edge_ai_lib.core.measured_pass, "
+            "edge_ai_lib.core.args; "
             "print(sorted(m for m in ('tensorflow', 'torch', 'tvm', 'keras', 'onnxruntime', 'sklearn') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

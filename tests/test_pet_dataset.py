@@ -36,7 +36,7 @@ def test_official_archives_and_checksums_are_the_published_ones():
 
 
 def test_download_extract_classes_and_official_split(tmp_path, server, archives):
-    dataset = PetDataset(tmp_path / "pets", download=True, image_size=64, archives=remote_files(server, archives))
+    dataset = PetDataset(tmp_path / "pets", download_dataset=True, image_size=64, archives=remote_files(server, archives))
     assert dataset.get_class_names() == [breed for breed, _, _ in BREEDS]
     assert dataset.split_size("train") == TRAIN_PER_CLASS * len(BREEDS)
     assert dataset.split_size("validation") == TEST_PER_CLASS * len(BREEDS)
@@ -45,7 +45,7 @@ def test_download_extract_classes_and_official_split(tmp_path, server, archives)
     assert set(labels) <= {0, 1, 2}
     # prepared: a second instance reads the files without asking the server again
     asked = len(server.requests)
-    PetDataset(tmp_path / "pets", download=False, image_size=64)
+    PetDataset(tmp_path / "pets", download_dataset=False, image_size=64)
     assert len(server.requests) == asked
 
 
@@ -89,7 +89,7 @@ def test_mobilenetv2_trains_one_epoch_and_benchmarks(tmp_path, server, archives)
     from edge_ai_lib.scenarios import inference_performance
 
     root = tmp_path / "pets"
-    dataset = PetDataset(root, download=True, image_size=96, archives=remote_files(server, archives))
+    dataset = PetDataset(root, download_dataset=True, image_size=96, archives=remote_files(server, archives))
     model_path = tmp_path / "mobilenet.keras"
     wrapper = TensorFlowPetDatasetMobileNetV2(model_path, dataset, from_file=False, alpha=0.35)
     momenta = {layer.momentum for layer in wrapper.model.get_layer(index=1).layers if hasattr(layer, "momentum")}
@@ -115,7 +115,7 @@ def test_weights_file_must_match_its_checksum(tmp_path, server, archives):
     from edge_ai_lib.core.errors import ModelLoadError
     from edge_ai_lib.modelwrappers.classification.tensorflow_pet_dataset import TensorFlowPetDatasetMobileNetV2
 
-    dataset = PetDataset(tmp_path / "pets", download=True, image_size=96, archives=remote_files(server, archives))
+    dataset = PetDataset(tmp_path / "pets", download_dataset=True, image_size=96, archives=remote_files(server, archives))
     weights = tmp_path / "backbone.weights.h5"
     weights.write_bytes(b"not the weights")
     with pytest.raises(ModelLoadError, match="expected " + "a" * 64):
@@ -133,7 +133,7 @@ def test_local_weights_with_matching_checksum_are_loaded(tmp_path, server, archi
 
     from edge_ai_lib.modelwrappers.classification.tensorflow_pet_dataset import TensorFlowPetDatasetMobileNetV2
 
-    dataset = PetDataset(tmp_path / "pets", download=True, image_size=96, archives=remote_files(server, archives))
+    dataset = PetDataset(tmp_path / "pets", download_dataset=True, image_size=96, archives=remote_files(server, archives))
     keras.utils.set_random_seed(3)
     backbone = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None)
     weights = tmp_path / "backbone.weights.h5"

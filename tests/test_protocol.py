@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from protocol_helpers import ThreadedBoard, connect, frame, good_session, raw_header, read_frame, tiny_onnx_model
 
 from edge_ai_lib.core.errors import ProtocolError
-from edge_ai_lib.core.runtimeprotocol import (
+from edge_ai_lib.core.wire import (
     HEADER_SIZE,
     FrameError,
     MessageType,

@@ -26,7 +26,8 @@ def test_help_of_the_pet_model_lists_its_own_arguments():
 
 def test_help_without_class_paths():
     result = run_module("edge_ai_lib.scenarios.model_training", "-h")
-    assert result.returncode == 0 and "modelwrappercls" in result.stdout
+    assert result.returncode == 0 and "ModelWrapper class (dotted path)" in result.stdout
+    assert "--spec" in result.stdout  # the other way to call it: the run as data
 
 
 def test_unknown_class_path_is_one_clear_line():
@@ -89,7 +90,8 @@ def test_train_export_and_benchmark_from_the_command_line(tmp_path, wrapper, suf
     stats = performance["statistics"]
     assert stats["min"] <= stats["median"] <= stats["p90"] <= stats["p99"] <= stats["max"]
     assert stats["median_ci95"][0] <= stats["median"] <= stats["median_ci95"][1]
-    assert document["provenance"]["arguments"]["warmup"] == 5
+    assert document["provenance"]["arguments"]["options"]["warmup"] == 5  # the run as data: roles and options
+    assert document["provenance"]["arguments"]["model"]["class"] == wrapper
     for plot in ("inference-time", "inference-time-histogram", "confusion-matrix"):
         assert (report / f"digits-{plot}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

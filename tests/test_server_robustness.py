@@ -26,7 +26,7 @@ from protocol_helpers import connect, frame, good_session, raw_header, read_fram
 
 from edge_ai_lib.boards.lock import BoardLock
 from edge_ai_lib.core.errors import BoardError, ProtocolError
-from edge_ai_lib.core.runtimeprotocol import MAX_TENSORS, MessageType, decode_tensors, encode_tensors
+from edge_ai_lib.core.wire import MAX_TENSORS, MessageType, decode_tensors, encode_tensors
 
 TESTS = Path(__file__).resolve().parent
 PROTOCOL = "edge_ai_lib.runtimeprotocols.network.NetworkProtocol"
@@ -346,7 +346,7 @@ def client_command(wrapper_path, digits, tmp_path, *extra: str) -> list[str]:
             "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler", PROTOCOL, extra[0], "edge_ai_lib.datasets.digits.DigitsDataset",
             str(tmp_path / "report"), "local", "--model-path", str(wrapper_path),
             "--compiled-model-path", str(tmp_path / "m.onnx"), "--save-model-path", str(tmp_path / "board.onnx"),
-            "--dataset-root", str(digits.root), "--board", "local", "--num-threads", "1", *extra[1:]]
+            "--dataset-root", str(digits.root), "--board", "edge_ai_lib.boards.local.LocalBoard", "--num-threads", "1", *extra[1:]]
 
 
 def client_env(tmp_path, **extra: str) -> dict:
@@ -400,7 +400,8 @@ STARTER = textwrap.dedent("""
     from pathlib import Path
     from edge_ai_lib.boards.local import LocalBoard
     board = LocalBoard(log_path=Path(sys.argv[1]) / "server.log")
-    board.start_server("{protocol}", "{runtime}", ["--save-model-path", sys.argv[1] + "/m.onnx"])
+    board.start({{"protocol": {{"class": "{protocol}"}},
+                 "runtime": {{"class": "{runtime}", "args": {{"save_model_path": sys.argv[1] + "/m.onnx"}}}}}})
     print(board.process.pid, flush=True)
     time.sleep(120)
 """).format(protocol=PROTOCOL, runtime=ORT)
@@ -472,7 +473,7 @@ def test_the_client_refuses_a_board_held_by_another_workflow(trained_torch_digit
     holder = hold_board(tmp_path, 60)
     try:
         result = subprocess.run(client_command(wrapper.model_path, digits, tmp_path, ORT, "--max-samples", "10",
-                                               "--board-lock-timeout", "1"),
+                                               "--lock-timeout", "1"),
                                 capture_output=True, text=True, timeout=300, env=client_env(tmp_path))
     finally:
         holder.kill()

@@ -38,7 +38,7 @@ TINY_CONFIG = {
                         "runtime": "edge_ai_lib.runtimes.onnxruntime.ONNXRuntime", "reads": ["onnx"],
                         "target": "host"},
     },
-    "boards": {"local": {"type": "local", "architecture": "host"}},
+    "boards": {"local": {"class": "edge_ai_lib.boards.local.LocalBoard", "architecture": "host"}},
     "benchmark": {"warmup": 2, "max_samples": 60},
 }
 RUNS = [(m, c) for m in TINY_CONFIG["models"] for c in TINY_CONFIG["compilers"]]
@@ -214,9 +214,8 @@ def _dry_run_in_repo(*arguments: str, env: dict | None = None) -> subprocess.Com
 # Until SSH boards land, their example is refused at the dry run with the sentence below, and with nothing
 # else: the rest of it (schema, class paths, arguments, the matrix) must stay valid. When they land, drop
 # this and let the example plan its benchmarks like the others.
-SSH_REFUSAL = ("boards.rpi4.type: boards of type 'ssh' cannot be benchmarked yet (deployment over SSH is not "
-               "built): remove the board from the config, or start inference_server on the board and run "
-               "inference_client by hand")
+SSH_REFUSAL = ("boards.rpi4.class: cannot load 'edge_ai_lib.boards.ssh.SSHBoard': no module named "
+               "'edge_ai_lib.boards.ssh'")
 
 
 @pytest.mark.parametrize("example", sorted((REPO / "config" / "examples").glob("*.yaml")), ids=lambda p: p.stem)
@@ -247,7 +246,7 @@ def test_invalid_config_names_the_key(tmp_path):
 
 def test_board_no_compiler_serves_is_refused(tmp_path):
     config = json.loads(json.dumps(TINY_CONFIG))
-    config["boards"]["jetson"] = {"type": "ssh", "architecture": "riscv64", "host": "127.0.0.1", "user": "x"}
+    config["boards"]["jetson"] = {"class": "edge_ai_lib.boards.local.LocalBoard", "architecture": "riscv64"}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config))
     result = _dry_run_in_repo("--configfile", str(path))

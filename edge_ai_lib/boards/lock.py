@@ -97,7 +97,7 @@ class BoardLock:
                     raise BoardError(f"board '{self.board}' is still in use by {holder} after waiting "
                                      f"{self.timeout:g} s: wait for that benchmark to finish, or raise the "
                                      "board lock timeout (benchmark.board_lock_timeout in the config, "
-                                     "--board-lock-timeout by hand)") from None
+                                     "--lock-timeout by hand)") from None
                 if not told:
                     self.on_wait(f"board '{self.board}' is in use by {holder}: waiting up to {self.timeout:g} s")
                     told = True

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.compiler import ModelCompiler
-from edge_ai_lib.core.errors import ConfigurationError, ConversionError, EdgeAIError
+from edge_ai_lib.core.errors import ConversionError, EdgeAIError
 from edge_ai_lib.core.files import atomic_output, write_failure
 
 OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
@@ -28,25 +28,15 @@ class ONNXRuntimeCompiler(ModelCompiler):
         and activations in QDQ form, calibrated on representative samples from the dataset).
     """
 
+    arguments_title = "ONNX Runtime compiler arguments"
+    arguments = (
+        Argument("optimization_level", str, "extended", "Graph optimisation level", choices=OPTIMIZATION_LEVELS),
+        Argument("quantization", str, "none", "int8 quantization", choices=QUANTIZATION),
+        Argument("representative_samples", int, 100, "Training samples calibrating static quantization"),
+        Argument("per_channel", bool, True, "Per-channel weight quantization"),
+    )
     accepted_frameworks = ("onnx",)
     compiled_suffix = ".onnx"
-
-    def __init__(self, dataset, compiled_model_path: Path, optimization_level: str = "extended",
-                 quantization: str = "none", representative_samples: int = 100, per_channel: bool = True):
-        super().__init__(dataset, compiled_model_path)
-        if optimization_level not in OPTIMIZATION_LEVELS:
-            raise ConfigurationError(f"--optimization-level {optimization_level} is unknown: use one of "
-                                     f"{', '.join(OPTIMIZATION_LEVELS)}")
-        if quantization not in QUANTIZATION:
-            raise ConfigurationError(f"--quantization {quantization} is unknown: use one of {', '.join(QUANTIZATION)}")
-        self.optimization_level = optimization_level
-        self.quantization = quantization
-        self.representative_samples = int(representative_samples)
-        self.per_channel = bool(per_channel)
-
-    def settings(self) -> dict[str, Any]:
-        return {"optimization_level": self.optimization_level, "quantization": self.quantization,
-                "representative_samples": self.representative_samples, "per_channel": self.per_channel}
 
     def get_framework_and_version(self) -> tuple[str, str]:
         import onnxruntime
@@ -117,22 +107,3 @@ class ONNXRuntimeCompiler(ModelCompiler):
             raise ConversionError(f"ONNX Runtime could not compile {input_model_path} "
                                   f"({type(error).__name__}: {str(error)[:300]})") from error
         return self.compiled_model_path
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group = parser.add_argument_group("ONNX Runtime compiler arguments")
-        group.add_argument("--optimization-level", default="extended", choices=OPTIMIZATION_LEVELS,
-                           help="Graph optimisation level (default: %(default)s)")
-        group.add_argument("--quantization", default="none", choices=QUANTIZATION,
-                           help="int8 quantization (default: %(default)s)")
-        group.add_argument("--representative-samples", type=int, default=100,
-                           help="Training samples calibrating static quantization (default: %(default)s)")
-        group.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=True,
-                           help="Per-channel weight quantization (default: %(default)s)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, dataset, args: argparse.Namespace) -> "ONNXRuntimeCompiler":
-        return cls(dataset, args.compiled_model_path, args.optimization_level, args.quantization,
-                   args.representative_samples, args.per_channel)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.errors import ConfigurationError, ConversionError, NotSupportedError
 from edge_ai_lib.core.files import atomic_output, write_failure
@@ -24,47 +24,29 @@ class TFLiteCompiler(ModelCompiler):
     quantization calibrated on a representative set drawn from the dataset); edgetpu (int8, then
     `edgetpu_compiler`, which must be installed).
 
-    Parameters
-    ----------
-    model_framework : str
-        "keras" (a .keras file) or "onnx" (converted to TensorFlow with onnx2tf, keeping the ONNX
-        input layout so the host's preprocessing is unchanged).
-    inference_input_type, inference_output_type : str
-        float32, int8 or uint8 (the integer types need the int8 or edgetpu target).
-    representative_samples : int
-        Training samples used to calibrate int8 quantization.
+    A Keras model is converted directly; an ONNX model (e.g. a PyTorch model's export) goes through
+    onnx2tf, keeping the ONNX input layout so the host's preprocessing is unchanged. Integer input and
+    output types need the int8 or edgetpu target.
     """
 
+    arguments_title = "TFLite compiler arguments"
+    arguments = (
+        Argument("model_framework", str, "auto", "Format of the input model; auto: the model's own when it is "
+                 "keras, else its ONNX export", choices=("keras", "onnx", "auto")),
+        Argument("target", str, "float32", "Target", choices=TARGETS),
+        Argument("inference_input_type", str, "float32", "Type of the compiled model's inputs", choices=IO_TYPES),
+        Argument("inference_output_type", str, "float32", "Type of the compiled model's outputs", choices=IO_TYPES),
+        Argument("representative_samples", int, 100, "Training samples calibrating int8 quantization"),
+    )
     accepted_frameworks = ("keras", "onnx")
     compiled_suffix = ".tflite"
 
-    def __init__(self, dataset, compiled_model_path: Path, model_framework: str = "auto", target: str = "float32",
-                 inference_input_type: str = "float32", inference_output_type: str = "float32",
-                 representative_samples: int = 100):
-        super().__init__(dataset, compiled_model_path)
-        if model_framework not in self.accepted_frameworks + ("auto",):
-            raise ConfigurationError(f"--model-framework {model_framework} is not supported by TFLiteCompiler: use "
-                                     f"one of {', '.join(self.accepted_frameworks)}")
-        if target not in TARGETS:
-            raise ConfigurationError(f"--target {target} is unknown: use one of {', '.join(TARGETS)}")
-        for name, value in (("input", inference_input_type), ("output", inference_output_type)):
-            if value not in IO_TYPES:
-                raise ConfigurationError(f"--inference-{name}-type {value} is unknown: use one of "
-                                         f"{', '.join(IO_TYPES)}")
-            if value != "float32" and target not in ("int8", "edgetpu"):
+    def __init__(self, dataset, compiled_model_path: Path | None = None, **settings: Any):
+        super().__init__(dataset, compiled_model_path, **settings)
+        for name, value in (("input", self.inference_input_type), ("output", self.inference_output_type)):
+            if value != "float32" and self.target not in ("int8", "edgetpu"):
                 raise ConfigurationError(f"--inference-{name}-type {value} needs --target int8 or edgetpu, "
-                                         f"not {target}")
-        self.model_framework = model_framework
-        self.target = target
-        self.inference_input_type = inference_input_type
-        self.inference_output_type = inference_output_type
-        self.representative_samples = int(representative_samples)
-
-    def settings(self) -> dict[str, Any]:
-        return {"model_framework": self.model_framework, "target": self.target,
-                "inference_input_type": self.inference_input_type,
-                "inference_output_type": self.inference_output_type,
-                "representative_samples": self.representative_samples}
+                                         f"not {self.target}")
 
     def get_framework_and_version(self) -> tuple[str, str]:
         import tensorflow as tf
@@ -146,24 +128,3 @@ class TFLiteCompiler(ModelCompiler):
             if result.returncode != 0 or not produced:
                 raise ConversionError(f"edgetpu_compiler failed ({result.returncode}): {result.stderr[-500:]}")
             shutil.move(str(produced[0]), quantized)
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group = parser.add_argument_group("TFLite compiler arguments")
-        group.add_argument("--model-framework", default="auto", choices=cls.accepted_frameworks + ("auto",),
-                           help="Format of the input model; auto: the model's own when it is keras, else its "
-                                "ONNX export (default: %(default)s)")
-        group.add_argument("--target", default="float32", choices=TARGETS, help="Target (default: %(default)s)")
-        group.add_argument("--inference-input-type", default="float32", choices=IO_TYPES,
-                           help="Type of the compiled model's inputs (default: %(default)s)")
-        group.add_argument("--inference-output-type", default="float32", choices=IO_TYPES,
-                           help="Type of the compiled model's outputs (default: %(default)s)")
-        group.add_argument("--representative-samples", type=int, default=100,
-                           help="Training samples calibrating int8 quantization (default: %(default)s)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, dataset, args: argparse.Namespace) -> "TFLiteCompiler":
-        return cls(dataset, args.compiled_model_path, args.model_framework, args.target, args.inference_input_type,
-                   args.inference_output_type, args.representative_samples)

@@ -1,4 +1,10 @@
-"""Command-line plumbing shared by every class: argument groups and loading classes by dotted path."""
+"""Arguments declared once per class, and loading classes by dotted path.
+
+A class lists its own arguments in `arguments` (a tuple of `Argument`). From that one declaration come
+its command-line options (`form_argparse`, grouped by the class that declares them), its defaults,
+and its construction from a dict such as a config slice (`from_settings`, which refuses unknown keys
+naming the known ones). Instances get one attribute per argument.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +14,183 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import math
 import pkgutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
-from edge_ai_lib.core.errors import ClassPathError
+from edge_ai_lib.core.errors import ClassPathError, ConfigurationError
+
+REQUIRED = object()
+"""Default of an argument that has none: it must be given."""
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One argument of a class: its name (a Python identifier; the option is --name-with-dashes),
+    its type (int, float, str, bool, Path), default, help, allowed values, and whether it takes a list.
+    """
+
+    name: str
+    type: Callable[[Any], Any] = str
+    default: Any = REQUIRED
+    help: str = ""
+    choices: tuple[Any, ...] | None = None
+    many: bool = False
+    attribute: str | None = None  # where `configure` keeps the value, when not under `name`
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def add_to(self, group) -> None:
+        text = self.help
+        if not self.required and self.default is not None:
+            shown = " ".join(map(str, self.default)) if isinstance(self.default, (list, tuple)) else self.default
+            text += f" (default: {shown})".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": self.name, "help": text,
+                                  "default": None if self.required else self.default}
+        if self.type is bool:
+            group.add_argument(self.option, action=argparse.BooleanOptionalAction, **kwargs)
+            return
+        kwargs.update(type=self.type, required=self.required)
+        if self.choices is not None:
+            kwargs["choices"] = self.choices
+        if self.many:
+            kwargs["nargs"] = "*"
+        group.add_argument(self.option, **kwargs)
+
+    def convert(self, value: Any, owner: str) -> Any:
+        """A value from a dict (JSON, YAML) checked and converted as the command line would."""
+        if value is None:
+            if self.default is None:
+                return None
+            raise ConfigurationError(f"{owner} argument {self.name}: a value is needed, got null")
+        if self.many:
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            return [self._one(item, owner) for item in value]
+        return self._one(value, owner)
+
+    def _one(self, value: Any, owner: str) -> Any:
+        expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                    Path: "a path"}.get(self.type, self.type.__name__)
+        if self.type is bool:
+            ok = isinstance(value, bool)
+        elif self.type is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.type is float:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif self.type in (str, Path):
+            ok = isinstance(value, (str, Path))
+        else:
+            ok = True
+        if not ok:
+            raise ConfigurationError(f"{owner} argument {self.name}: expected {expected}, got {value!r}")
+        try:
+            converted = self.type(value)
+        except (TypeError, ValueError) as error:
+            raise ConfigurationError(f"{owner} argument {self.name}: {value!r} is not {expected} ({error})") \
+                from None
+        if self.choices is not None and converted not in self.choices:
+            raise ConfigurationError(f"{owner} argument {self.name}: {value!r} is not one of "
+                                     f"{', '.join(map(str, self.choices))}")
+        return converted
 
 
 class ArgumentsMixin:
-    """Gives a class `form_argparse`/`from_argparse`.
+    """Gives a class its arguments from one declaration: options, defaults, construction from a dict.
 
-    Subclasses extend `form_argparse` by calling the base version and adding a group of their own,
-    so that `-h` lists every argument grouped by the class that owns it.
+    Subclasses add their own `arguments`; those of the base classes come first. A subclass may
+    redeclare a base argument (same name) to change its default or help. `__init__` receives the
+    arguments as keyword arguments and hands them to `configure`, which checks them and sets one
+    attribute per argument.
     """
 
     arguments_title: str | None = None
+    arguments: tuple[Argument, ...] = ()
 
     @classmethod
-    def form_argparse(cls) -> tuple[argparse.ArgumentParser, argparse._ArgumentGroup]:
+    def declared_arguments(cls) -> dict[str, Argument]:
+        """Every argument of the class, base classes' first, by name."""
+        declared: dict[str, Argument] = {}
+        for klass in reversed(cls.__mro__):
+            for argument in vars(klass).get("arguments", ()):
+                declared[argument.name] = argument
+        return declared
+
+    @classmethod
+    def settings_from(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`values` checked against the declaration: unknown names refused (the known ones listed),
+        types converted, defaults filled in, missing required arguments named."""
+        declared = cls.declared_arguments()
+        owner = cls.__name__
+        unknown = [name for name in values if name not in declared]
+        if unknown:
+            known = sorted(declared)
+            name = unknown[0]
+            nearby = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+            guess = f" (did you mean {nearby[0]}?)" if nearby else ""
+            raise ConfigurationError(f"{owner} has no argument '{name}'; known: {', '.join(known)}{guess}")
+        settings = {}
+        for name, argument in declared.items():
+            if name in values:
+                settings[name] = argument.convert(values[name], owner)
+            elif argument.required:
+                raise ConfigurationError(f"{owner} needs its argument {name} ({argument.option} on the command "
+                                         f"line): {argument.help}")
+            else:
+                settings[name] = list(argument.default) if isinstance(argument.default, list) else argument.default
+        return settings
+
+    def configure(self, settings: Mapping[str, Any]) -> None:
+        """Check `settings` (see `settings_from`) and keep each as an attribute of the same name."""
+        declared = type(self).declared_arguments()
+        for name, value in type(self).settings_from(settings).items():
+            setattr(self, declared[name].attribute or name, value)
+
+    def argument_settings(self) -> dict[str, Any]:
+        """The instance's arguments as plain data (paths as strings): what recreates it with `from_settings`."""
+        values = {name: getattr(self, argument.attribute or name)
+                  for name, argument in type(self).declared_arguments().items()}
+        return {name: (str(value) if isinstance(value, Path) else value) for name, value in values.items()}
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | None, *context: Any) -> Any:
+        """Construct from a dict of arguments (a config slice); `context` are the constructor's leading
+        positional parameters (the dataset, the protocol...)."""
+        return cls(*context, **dict(settings or {}))
+
+    @classmethod
+    def form_argparse(cls) -> tuple[argparse.ArgumentParser, Any]:
+        """A parser (without -h) with one group per class that declares arguments, base classes first."""
         # No abbreviations: a misspelt option must be refused, not taken for the option it starts.
         parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-        group = parser.add_argument_group(cls.arguments_title or f"{cls.__name__} arguments")
+        group = None
+        declared = cls.declared_arguments()
+        placed: set[str] = set()
+        for klass in reversed(cls.__mro__):
+            own = [declared[a.name] for a in vars(klass).get("arguments", ()) if a.name not in placed]
+            if not own:
+                continue
+            title = vars(klass).get("arguments_title") or f"{klass.__name__} arguments"
+            group = parser.add_argument_group(title)
+            for argument in own:
+                argument.add_to(group)
+                placed.add(argument.name)
+        if group is None:
+            group = parser.add_argument_group(cls.arguments_title or f"{cls.__name__} arguments")
         return parser, group
 
     @classmethod
-    def from_argparse(cls, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
+    def argument_values(cls, namespace: argparse.Namespace) -> dict[str, Any]:
+        """This class's arguments out of a parsed command line."""
+        return {name: getattr(namespace, name) for name in cls.declared_arguments() if hasattr(namespace, name)}
 
 
 def _closest(name: str, candidates: Iterable[str]) -> list[str]:
@@ -97,17 +254,8 @@ def load_class(class_path: str, base: type | None = None) -> type:
 
 
 def argument_names(cls: type) -> list[str]:
-    """The names of a class's options as a config writes them: `--num-threads` is `num_threads`.
-
-    Negated forms (`--no-per-channel`) are left out: a boolean is written `per_channel: false`.
-    """
-    names = set()
-    for action in cls.form_argparse()[0]._actions:
-        negatable = isinstance(action, argparse.BooleanOptionalAction)
-        for option in action.option_strings:
-            if option.startswith("--") and not (negatable and option.startswith("--no-")):
-                names.add(option[2:].replace("-", "_"))
-    return sorted(names)
+    """The names of a class's arguments as a config writes them (`num_threads`)."""
+    return sorted(cls.declared_arguments())
 
 
 def _module_spec(module_name: str, class_path: str | None):
@@ -204,32 +352,3 @@ def find_class_source(class_path: str) -> Path:
         hint = f"; classes in {module_name}: {', '.join(nearby)}" if nearby else ""
         raise ClassPathError(f"cannot load '{class_path}': {module_name} has no class '{class_name}'{hint}")
     return source
-
-
-def namespace_to_argv(parser: argparse.ArgumentParser, args: argparse.Namespace,
-                      skip: tuple[str, ...] = ()) -> list[str]:
-    """The command-line options of `parser` that give back the values in `args` (to pass them on),
-    leaving out the destinations in `skip`."""
-    argv: list[str] = []
-    for action in parser._actions:
-        if (not action.option_strings or action.dest == "help" or action.dest in skip
-                or not hasattr(args, action.dest)):
-            continue
-        value = getattr(args, action.dest)
-        option = action.option_strings[0]
-        if isinstance(action, argparse.BooleanOptionalAction):
-            argv.append(option if value else "--no-" + option[2:])
-        elif isinstance(action, argparse._StoreTrueAction):
-            if value:
-                argv.append(option)
-        elif isinstance(action, argparse._StoreFalseAction):
-            if not value:
-                argv.append(option)
-        elif value is None:
-            continue
-        elif isinstance(value, (list, tuple)):
-            if value:
-                argv += [option, *map(str, value)]
-        else:
-            argv += [option, str(value)]
-    return argv

@@ -2,51 +2,73 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import platform
+from typing import Any
 
-from edge_ai_lib.core.args import ArgumentsMixin
+from edge_ai_lib.core.args import Argument, ArgumentsMixin
 
 
 class Board(ArgumentsMixin):
-    """Where a compiled model runs: deploys it, starts and stops the inference server there.
+    """Where a compiled model runs: start the inference server there, stop it, read its log.
 
-    Implementations: `boards.local` (a subprocess on loopback) and `boards.ssh` (Fabric).
+    Boards are named by class path in the config (`class: edge_ai_lib.boards.local.LocalBoard`) like
+    every other component. The server is started from its settings as data (`server_spec`: the
+    protocol's and the runtime's class and arguments), never from shell words. A board is used by one
+    benchmark at a time: `exclusive()` holds it across every process of the host.
 
-    Parameters
-    ----------
-    name : str
-        The board's key in the configuration.
-    architecture : str
-        The CPU architecture of the board (x86_64, aarch64, armv7...), matched against compiler targets.
+    Implementations: `boards.local` (a subprocess on loopback); remote boards (SSH) add `deploy`.
     """
 
     arguments_title = "Board arguments"
+    arguments = (
+        Argument("board_name", str, "local", "The board's name (its key in the config): used in messages, results "
+                 "and its lock", attribute="name"),
+        Argument("architecture", str, platform.machine(), "CPU architecture of the board (x86_64, aarch64...)"),
+        Argument("lock_timeout", float, 600.0, "Seconds to wait while another benchmark holds the board before "
+                 "failing with the holder's description"),
+    )
 
-    def __init__(self, name: str, architecture: str):
-        self.name = name
-        self.architecture = architecture
+    def __init__(self, **settings: Any):
+        self.configure(settings)
 
-    def deploy(self, compiled_model_path: Path) -> str:
-        """Copy the compiled model to the board; returns its path there."""
+    def deploy(self) -> None:
+        """Make sure the board can run the server (library, runtime); nothing to do for the local board."""
+
+    def start(self, server_spec: dict[str, Any]) -> tuple[str, int]:
+        """Start `inference_server` with `server_spec`; returns the (host, port) the client connects to."""
         raise NotImplementedError
 
-    def start_server(self, protocol_class: str, runtime_class: str, arguments: list[str]) -> tuple[str, int]:
-        """Start `inference_server` on the board; returns the (host, port) the client connects to."""
+    def stop(self) -> None:
+        """Stop the server (if running) and release what it used; safe to call twice."""
         raise NotImplementedError
 
-    def stop_server(self, log_path: Path | None = None) -> None:
-        """Stop the server and keep its log at `log_path`."""
+    def alive(self) -> bool:
+        """Whether the server is still running."""
         raise NotImplementedError
 
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group.add_argument("--board-name", default="local", help="Name of the board (default: %(default)s)")
-        group.add_argument("--board-architecture", default="x86_64",
-                           help="CPU architecture of the board (default: %(default)s)")
-        return parser, group
+    def exit_status(self) -> int | None:
+        """The server's exit status once it has ended (waiting a moment for a dying server), else None."""
+        raise NotImplementedError
 
-    @classmethod
-    def from_argparse(cls, args: argparse.Namespace) -> "Board":
-        return cls(args.board_name, args.board_architecture)
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of the server's log."""
+        raise NotImplementedError
+
+    def exclusive(self):
+        """A context manager holding the board for one benchmark (see boards.lock)."""
+        from edge_ai_lib.boards.lock import BoardLock
+
+        return BoardLock(self.lock_name(), timeout=self.lock_timeout)
+
+    def lock_name(self) -> str:
+        return self.name
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__name__}",
+                "architecture": self.architecture}
+
+    def __enter__(self) -> "Board":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_ai_lib.core.args import ArgumentsMixin
+from edge_ai_lib.core.args import Argument, ArgumentsMixin
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.core.errors import ConfigurationError
+from edge_ai_lib.core.errors import ConfigurationError, ModelLoadError
+from edge_ai_lib.core.files import atomic_write_text
 
 
 class ModelCompiler(ArgumentsMixin):
@@ -28,11 +30,13 @@ class ModelCompiler(ArgumentsMixin):
     """
 
     arguments_title = "Compiler arguments"
+    arguments = (Argument("compiled_model_path", Path, help="Where the compiled model is written on the host"),)
     compiled_suffix = ""
 
-    def __init__(self, dataset: Dataset | None, compiled_model_path: Path):
+    def __init__(self, dataset: Dataset | None, compiled_model_path: Path | None = None, **settings: Any):
         self.dataset = dataset
-        self.compiled_model_path = Path(compiled_model_path)
+        self.configure({"compiled_model_path": compiled_model_path, **settings} if compiled_model_path is not None
+                       else settings)
 
     #: the model formats `compile` reads ("keras", "onnx", ...)
     accepted_frameworks: tuple[str, ...] = ()
@@ -79,6 +83,71 @@ class ModelCompiler(ArgumentsMixin):
             samples.append(wrapper.preprocess_input(inputs) if wrapper is not None else inputs)
         return [np.asarray(s, dtype=np.float32) for s in samples]
 
+    # -- compiling with its record -----------------------------------------------------------------
+    @property
+    def description_path(self) -> Path:
+        """Where `compile_model` records a compilation: `<compiled model>.json`, beside the model."""
+        return self.compiled_model_path.with_name(self.compiled_model_path.name + ".json")
+
+    def compile_model(self, wrapper: Any, source: Path | None = None,
+                      provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Compile `wrapper`'s model and record the compilation beside the compiled model.
+
+        The record (`description_path`) is written last: it is the proof that the compilation
+        finished, so when it cannot be written the compiled model this call wrote is removed too,
+        and no later run takes a half-finished compilation for a finished one.
+
+        Parameters
+        ----------
+        wrapper : ModelWrapper
+            The model to compile; also gives its preprocessing for representative samples.
+        source : Path | None
+            The file to compile (e.g. the model's ONNX export); `source_model(wrapper)` when None.
+        provenance : dict[str, Any] | None
+            Where and with what the compilation ran, kept in the record.
+
+        Returns
+        -------
+        dict[str, Any]
+            `describe()` with the source model and the compilation's duration (and the provenance).
+        """
+        start = time.perf_counter()
+        source = Path(source) if source is not None else self.source_model(wrapper)
+        compiled = self.compile(source, wrapper)
+        described = self.describe()
+        described.update({"source_model": str(source), "compile_seconds": time.perf_counter() - start})
+        if provenance is not None:
+            described["provenance"] = provenance
+        try:
+            atomic_write_text(self.description_path, json.dumps(described, indent=2) + "\n",
+                              elsewhere="pass another --compiled-model-path")
+        except BaseException:
+            Path(compiled).unlink(missing_ok=True)
+            raise
+        return described
+
+    def compiled_description(self) -> dict[str, Any]:
+        """The description of a model compiled earlier, for a run that does not compile it again.
+
+        `describe()` updated with the record `compile_model` wrote, which alone knows the source model
+        and the compilation's duration. The record's provenance is left out: a benchmark's result has
+        its own, and one result must not carry two machines' descriptions.
+
+        Raises
+        ------
+        ModelLoadError
+            The record is not JSON (e.g. cut short by a crash).
+        """
+        described = self.describe()
+        if self.description_path.is_file():
+            try:
+                described.update(json.loads(self.description_path.read_text()))
+            except json.JSONDecodeError as error:
+                raise ModelLoadError(f"the compilation record {self.description_path} is not valid JSON ({error}): "
+                                     "compile the model again") from error
+        described.pop("provenance", None)
+        return described
+
     def describe(self) -> dict[str, Any]:
         framework, version = self.get_framework_and_version()
         return {"compiler": f"{type(self).__module__}.{type(self).__name__}", "framework": framework,
@@ -87,16 +156,5 @@ class ModelCompiler(ArgumentsMixin):
                 "settings": self.settings()}
 
     def settings(self) -> dict[str, Any]:
-        """The arguments that change the compiled model (recorded with every result)."""
-        return {}
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group.add_argument("--compiled-model-path", type=Path, required=True,
-                           help="Where the compiled model is written on the host")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, dataset: Dataset | None, args: argparse.Namespace) -> "ModelCompiler":
-        return cls(dataset, args.compiled_model_path)
+        """The arguments that change the compiled model (recorded with every result): all but its path."""
+        return {name: value for name, value in self.argument_settings().items() if name != "compiled_model_path"}

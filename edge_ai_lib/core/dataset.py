@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from edge_ai_lib.core.args import ArgumentsMixin
+from edge_ai_lib.core.args import Argument, ArgumentsMixin
 from edge_ai_lib.core.errors import DatasetNotFoundError
 
 
@@ -20,30 +19,28 @@ class Dataset(ArgumentsMixin):
     whole. Subclasses implement `download_dataset`, `is_prepared`, `load_samples`,
     `prepare_input_samples` and `get_class_names`.
 
-    Parameters
-    ----------
-    root : Path
-        Where the dataset lives (downloaded archives, extracted files, prepared arrays).
-    batch_size : int
-        Batch size used by `iter_batches`.
-    download : bool
-        Fetch and prepare the dataset when `root` lacks it; when False a missing dataset is an error.
-    validation_fraction : float
-        Part of the samples held out for validation, for datasets without an official split.
-    split_seed : int
-        Seed of the split; the same seed gives the same split on every machine.
+    Its arguments (see `arguments`) are kept as attributes: `root`, `batch_size`, `download` (None:
+    the dataset's own choice, `download_by_default`), `validation_fraction`, `split_seed`.
     """
 
     arguments_title = "Dataset arguments"
+    arguments = (
+        Argument("dataset_root", Path, help="Directory of the dataset (downloaded and prepared there)",
+                 attribute="root"),
+        Argument("download_dataset", bool, None,
+                 "Download and prepare the dataset if the root lacks it (default: the dataset's own choice: "
+                 "yes for bundled data, no for downloads)", attribute="download"),
+        Argument("inference_batch_size", int, 1, "Batch size of inference", attribute="batch_size"),
+        Argument("validation_fraction", float, 0.2,
+                 "Part held out for validation where the dataset has no official split"),
+        Argument("split_seed", int, 12345, "Seed of the train/validation split"),
+    )
     download_by_default = False
 
-    def __init__(self, root: Path, batch_size: int = 1, download: bool | None = None,
-                 validation_fraction: float = 0.2, split_seed: int = 12345):
-        self.root = Path(root)
-        self.batch_size = int(batch_size)
-        self.download = self.download_by_default if download is None else bool(download)
-        self.validation_fraction = float(validation_fraction)
-        self.split_seed = int(split_seed)
+    def __init__(self, root: Path | None = None, **settings: Any):
+        self.configure({"dataset_root": root, **settings} if root is not None else settings)
+        if self.download is None:
+            self.download = self.download_by_default
         self.sample_refs: list[Any] = []
         self.labels: np.ndarray = np.zeros(0, dtype=np.int64)
         self.splits: dict[str, np.ndarray] = {}
@@ -133,8 +130,8 @@ class Dataset(ArgumentsMixin):
 
     # -- evaluation ------------------------------------------------------------------------------------
     def evaluate(self, probabilities: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
-        """Quality metrics of a classification run (see measurements.classification_quality)."""
-        from edge_ai_lib.core.measurements import classification_quality
+        """Quality metrics of a classification run (see quality.classification_quality)."""
+        from edge_ai_lib.core.quality import classification_quality
 
         return classification_quality(np.asarray(probabilities), np.asarray(truth), self.get_class_names())
 
@@ -147,27 +144,3 @@ class Dataset(ArgumentsMixin):
             "split_seed": self.split_seed,
             "class_count": len(self.get_class_names()),
         }
-
-    # -- arguments -------------------------------------------------------------------------------------
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group.add_argument("--dataset-root", type=Path, required=True,
-                           help="Directory of the dataset (downloaded and prepared there)")
-        group.add_argument("--download-dataset", action=argparse.BooleanOptionalAction,
-                           default=cls.download_by_default,
-                           help="Download and prepare the dataset if the root lacks it (default: %(default)s)")
-        group.add_argument("--inference-batch-size", type=int, default=1,
-                           help="Batch size of inference (default: %(default)s)")
-        group.add_argument("--validation-fraction", type=float, default=0.2,
-                           help="Part held out for validation where the dataset has no official split "
-                                "(default: %(default)s)")
-        group.add_argument("--split-seed", type=int, default=12345,
-                           help="Seed of the train/validation split (default: %(default)s)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, args: argparse.Namespace) -> "Dataset":
-        return cls(args.dataset_root, batch_size=args.inference_batch_size,
-                   download=args.download_dataset, validation_fraction=args.validation_fraction,
-                   split_seed=args.split_seed)

@@ -45,7 +45,7 @@ class NotSupportedError(EdgeAIError):
 
 
 class MeasurementsError(EdgeAIError):
-    """Results do not follow the measurements schema."""
+    """A result breaks its schema, or there is nothing to compute its statistics from."""
 
 
 class ProtocolError(EdgeAIError):

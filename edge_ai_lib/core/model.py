@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 import numpy as np
 
-from edge_ai_lib.core.args import ArgumentsMixin
+from edge_ai_lib.core.args import Argument, ArgumentsMixin
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import ModelLoadError
-from edge_ai_lib.core.measurements import TimingRecord
-from edge_ai_lib.core.runtimeprotocol import decode_tensors, encode_tensors
+from edge_ai_lib.core.measured_pass import measure_split
+from edge_ai_lib.core.timing import TimingRecord
+from edge_ai_lib.core.wire import decode_tensors, encode_tensors
 
 
 class ModelWrapper(ArgumentsMixin):
@@ -33,13 +33,22 @@ class ModelWrapper(ArgumentsMixin):
         The dataset the model is trained on and evaluated with.
     from_file : bool
         Load the model from `model_path` (True) or build a fresh, untrained one (False).
+    **settings
+        The class's other arguments (see `arguments`), kept as attributes.
     """
 
     arguments_title = "Model arguments"
+    arguments = (Argument("model_path", Path, help="Path of the trained model (written by training, read otherwise)"),)
     default_warmup = 10
 
-    def __init__(self, model_path: Path, dataset: Dataset | None, from_file: bool = True):
-        self.model_path = Path(model_path)
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any] | None, dataset: Dataset | None = None,
+                      from_file: bool = True) -> "ModelWrapper":
+        settings = dict(settings or {})
+        return cls(settings.pop("model_path", None), dataset, from_file, **settings)
+
+    def __init__(self, model_path: Path | None, dataset: Dataset | None, from_file: bool = True, **settings: Any):
+        self.configure({"model_path": model_path, **settings} if model_path is not None else settings)
         self.dataset = dataset
         self.from_file = from_file
         self.model: Any = None
@@ -142,50 +151,37 @@ class ModelWrapper(ArgumentsMixin):
                        progress: bool = True) -> tuple[dict[str, Any], TimingRecord]:
         """Run the model over a split on this host, timing each model call.
 
-        The first call (cold) and `warmup` more calls run on the first batch before the measured pass,
-        so every sample of the split is evaluated exactly once in the measured pass.
+        The loop is `measure_split`'s, shared with the board client so host and board numbers compare;
+        only `run_inference` is timed, the conversions to and from the framework are not.
+
+        Parameters
+        ----------
+        split : str
+            The dataset split to run.
+        warmup : int | None
+            Warm-up calls after the cold one; `default_warmup` when None.
+        max_samples : int | None
+            Measure only the split's first samples; all when None.
+        batch_size : int | None
+            Samples per call; the dataset's batch size when None.
+        progress : bool
+            Show a progress bar.
+
+        Returns
+        -------
+        tuple[dict[str, Any], TimingRecord]
+            The quality of the measured pass and its times.
         """
-        from tqdm import tqdm
+        def prepare(inputs: np.ndarray) -> Any:
+            return self.to_framework_input(self.preprocess_input(inputs))
 
-        batch_size = batch_size or self.dataset.batch_size
-        warmup = self.default_warmup if warmup is None else warmup
-        timing = TimingRecord(warmup_count=warmup, batch_size=batch_size)
-        batches = self.dataset.iter_batches(split, batch_size=batch_size, max_samples=max_samples)
-        first_inputs, first_labels = next(iter(self.dataset.iter_batches(split, batch_size=batch_size)))
-        prepared_first = self.to_framework_input(self.preprocess_input(first_inputs))
-        while timing.in_warmup:
-            timing.add(_time_call(self.run_inference, prepared_first))
+        def run(prepared: Any) -> tuple[float, np.ndarray]:
+            start = perf_counter()
+            outputs = self.run_inference(prepared)
+            return perf_counter() - start, self.to_numpy_output(outputs)
 
-        scores, truth = [], []
-        total = min(self.dataset.split_size(split), max_samples or self.dataset.split_size(split))
-        with tqdm(total=total, desc=f"inference ({split})", unit="sample", disable=not progress,
-                  mininterval=0.5) as bar:
-            for inputs, labels in batches:
-                prepared = self.to_framework_input(self.preprocess_input(inputs))
-                start = perf_counter()
-                outputs = self.run_inference(prepared)
-                timing.add(perf_counter() - start)
-                scores.append(self.postprocess_outputs(self.to_numpy_output(outputs)))
-                truth.append(labels)
-                bar.update(len(labels))
-        quality = self.dataset.evaluate(np.concatenate(scores), np.concatenate(truth))
-        return quality, timing
-
-    # -- arguments ---------------------------------------------------------------------------------
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group.add_argument("--model-path", type=Path, required=True,
-                           help="Path of the trained model (written by training, read otherwise)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, dataset: Dataset, args: argparse.Namespace, from_file: bool = True) -> "ModelWrapper":
-        return cls(args.model_path, dataset, from_file=from_file)
-
-
-
-def _time_call(function, argument) -> float:
-    start = perf_counter()
-    function(argument)
-    return perf_counter() - start
+        measured = measure_split(self.dataset, split, prepare, run,
+                                 self.default_warmup if warmup is None else warmup, batch_size=batch_size,
+                                 max_samples=max_samples, progress=progress, description="inference")
+        scores = np.concatenate([self.postprocess_outputs(outputs) for outputs in measured.outputs])
+        return self.dataset.evaluate(scores, measured.labels), measured.timing

@@ -1,36 +1,22 @@
-"""The RuntimeProtocol interface: messages between the host (client) and a board (server)."""
+"""The RuntimeProtocol interface (a transport of whole messages) and the client session written above it.
+
+Layers, bottom up: `core.wire` says what the bytes are; a `RuntimeProtocol` implementation moves
+whole, checked messages between a host and a board (TCP in `runtimeprotocols.network`, queues in
+one process in `runtimeprotocols.memory`); `ClientSession` here is the host's half of the session of
+docs/protocol.md and `core.serving.InferenceServer` the board's half. A new transport (serial, an SSH
+channel) implements the few methods of `RuntimeProtocol` and gets both halves unchanged.
+"""
 
 from __future__ import annotations
 
 import enum
-import math
-import struct
-import zlib
-from dataclasses import dataclass
-from typing import Any, Sequence
-
-import numpy as np
+import json
+import time
+from typing import Any
 
 from edge_ai_lib.core.args import ArgumentsMixin
-from edge_ai_lib.core.errors import ProtocolError
-
-MAGIC = b"EAIT"
-PROTOCOL_VERSION = 1
-HEADER = struct.Struct(">4sBBHQI")  # magic, version, type, flags, payload length, payload CRC
-HEADER_SIZE = HEADER.size + 4  # + CRC-32 of the header
-DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024
-
-
-class MessageType(enum.IntEnum):
-    """Message types of the benchmark session; the numbers are the wire values."""
-
-    OK = 0
-    ERROR = 1
-    DATA = 2
-    MODEL = 3
-    PROCESS = 4
-    OUTPUT = 5
-    STATS = 6
+from edge_ai_lib.core.errors import ProtocolError, RemoteError
+from edge_ai_lib.core.wire import MessageType
 
 
 class ServerEvent(enum.Enum):
@@ -41,187 +27,129 @@ class ServerEvent(enum.Enum):
     MESSAGE = "message"
 
 
-@dataclass(frozen=True)
-class FrameHeader:
-    message_type: int
-    length: int
-    payload_crc: int
-
-
-class FrameError(ProtocolError):
-    """A malformed frame; `resynchronisable` tells whether the stream is still in step after it."""
-
-    def __init__(self, message: str, resynchronisable: bool):
-        super().__init__(message)
-        self.resynchronisable = resynchronisable
-
-
-def encode_header(message_type: int, payload: bytes | memoryview) -> bytes:
-    head = HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message_type), 0, len(payload),
-                       zlib.crc32(payload) if len(payload) else 0)
-    return head + struct.pack(">I", zlib.crc32(head))
-
-
-def decode_header(data: bytes, max_payload: int) -> FrameHeader:
-    """Check a 24-byte header; raise FrameError saying what is wrong and whether to resynchronise."""
-    magic, version, message_type, _flags, length, payload_crc = HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise FrameError(f"bad magic {magic!r}, expected {MAGIC!r}: not an edge_ai_lib client", False)
-    if version != PROTOCOL_VERSION:
-        raise FrameError(f"protocol version {version} is not supported (this server speaks "
-                         f"{PROTOCOL_VERSION}): use the same edge_ai_lib version on both sides", False)
-    (header_crc,) = struct.unpack_from(">I", data, HEADER.size)
-    if zlib.crc32(data[:HEADER.size]) != header_crc:
-        raise FrameError("header CRC mismatch: the frame header is corrupt", False)
-    if length > max_payload:
-        raise FrameError(f"payload of {length} bytes exceeds the limit of {max_payload} bytes: "
-                         "raise --max-payload on the server", False)
-    return FrameHeader(message_type, length, payload_crc)
-
-
-def check_payload(header: FrameHeader, payload: bytes | bytearray, crc: int | None = None) -> MessageType:
-    """Check a payload's CRC (given, or computed here) and the frame's type; errors here leave the stream in step."""
-    if crc is None:
-        crc = zlib.crc32(payload) if len(payload) else 0
-    if crc != header.payload_crc:
-        raise FrameError("payload CRC mismatch: the payload was corrupted in transit", True)
-    try:
-        return MessageType(header.message_type)
-    except ValueError:
-        raise FrameError(f"unknown message type {header.message_type}", True) from None
-
-
-DTYPE_CODES = {np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int8): 2, np.dtype(np.uint8): 3,
-               np.dtype(np.int32): 4, np.dtype(np.int64): 5}
-CODE_DTYPES = {code: dtype.newbyteorder("<") for dtype, code in DTYPE_CODES.items()}
-MAX_RANK = 8
-# Each decoded tensor costs an ndarray (~100 bytes) whatever its size: a limit on their number keeps a
-# frame of many tiny tensors from costing far more memory than its own bytes.
-MAX_TENSORS = 256
-MAX_DIMENSION = 1 << 31  # even an empty tensor (another dimension 0) must have a shape numpy can hold
-TENSOR_ENTRY = struct.Struct(">BB")
-
-
-def encode_tensors(tensors: Sequence[np.ndarray]) -> bytes:
-    """Tensor list of docs/protocol.md: count, then (dtype, rank, dims, C-order little-endian data) each."""
-    if len(tensors) > MAX_TENSORS:
-        raise ProtocolError(f"{len(tensors)} tensors cannot travel in one tensor list (at most {MAX_TENSORS})")
-    parts = [struct.pack(">I", len(tensors))]
-    for tensor in tensors:
-        array = np.asarray(tensor)
-        if array.dtype not in DTYPE_CODES:
-            raise ProtocolError(f"dtype {array.dtype} cannot travel in a tensor list: use one of "
-                                f"{', '.join(str(d) for d in DTYPE_CODES)}")
-        if array.ndim > MAX_RANK:
-            raise ProtocolError(f"a tensor of rank {array.ndim} cannot travel in a tensor list (at most {MAX_RANK})")
-        parts.append(TENSOR_ENTRY.pack(DTYPE_CODES[array.dtype], array.ndim))
-        parts.append(struct.pack(f">{array.ndim}Q", *array.shape))
-        parts.append(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes())
-    return b"".join(parts)
-
-
-def _tensor_layout(view: memoryview) -> list[tuple[np.dtype, tuple[int, ...], int]]:
-    """(dtype, shape, offset) of every tensor, every length checked against the payload; allocates no tensor."""
-    size = len(view)
-    if size < 4:
-        raise ProtocolError(f"truncated tensor list: {size} bytes, the count alone takes 4")
-    (count,) = struct.unpack_from(">I", view, 0)
-    if count > MAX_TENSORS:
-        raise ProtocolError(f"tensor list of {count} tensors: at most {MAX_TENSORS} are accepted")
-    layout, offset = [], 4
-    for index in range(count):
-        if offset + TENSOR_ENTRY.size > size:
-            raise ProtocolError(f"truncated tensor list: tensor {index} of {count} has no header")
-        code, rank = TENSOR_ENTRY.unpack_from(view, offset)
-        offset += TENSOR_ENTRY.size
-        if code not in CODE_DTYPES:
-            raise ProtocolError(f"tensor {index}: unknown dtype code {code} (known: 0-{len(CODE_DTYPES) - 1})")
-        if rank > MAX_RANK:
-            raise ProtocolError(f"tensor {index}: rank {rank} is over the limit of {MAX_RANK}")
-        if offset + 8 * rank > size:
-            raise ProtocolError(f"truncated tensor list: the dimensions of tensor {index} are cut off")
-        shape = struct.unpack_from(f">{rank}Q", view, offset)
-        offset += 8 * rank
-        if any(dimension > MAX_DIMENSION for dimension in shape):
-            raise ProtocolError(f"tensor {index} of shape {tuple(shape)}: a dimension is over {MAX_DIMENSION}")
-        dtype = CODE_DTYPES[code]
-        nbytes = dtype.itemsize * math.prod(shape)  # Python integers: no overflow
-        if offset + nbytes > size:
-            raise ProtocolError(f"tensor {index} of shape {tuple(shape)} needs {nbytes} bytes, "
-                                f"only {size - offset} left in the payload")
-        layout.append((dtype, shape, offset))
-        offset += nbytes
-    if offset != size:
-        raise ProtocolError(f"{size - offset} stray bytes after the tensor list")
-    return layout
-
-
-def decode_tensors(payload: bytes | bytearray | memoryview) -> list[np.ndarray]:
-    """Inverse of encode_tensors; the arrays are views of `payload`, made only once all of it checks out."""
-    view = memoryview(payload).cast("B")
-    return [np.ndarray(shape, dtype=dtype, buffer=view, offset=offset) for dtype, shape, offset in _tensor_layout(view)]
-
-
 class RuntimeProtocol(ArgumentsMixin):
-    """Carries messages between client and server; implementations choose the transport.
+    """Carries whole messages between client and server; implementations choose the medium.
 
-    Every request is answered with OK (possibly with data) or ERROR (with a reason). A session is:
-    MODEL -> OK; then per batch DATA -> OK, PROCESS -> OK (start) ... OK (done), OUTPUT -> OK + data,
-    STATS -> OK + JSON. Framing and tensor lists are defined above and in docs/protocol.md.
+    A transport delivers each message whole and checked (type and payload), or reports why not; it
+    knows nothing of what the messages mean. It never lets a client's failure escape its server side:
+    a lost or misbehaving client is dropped and reported as `ServerEvent.DISCONNECTED`.
     """
 
     arguments_title = "Runtime protocol arguments"
 
-    # -- both sides --------------------------------------------------------------------------------
-    def send_message(self, message_type: MessageType, payload: bytes = b"") -> None:
+    # -- client side -------------------------------------------------------------------------------
+    def initialize_client(self) -> None:
+        """Connect to the server; raise ConnectionLostError saying how to reach it when it cannot."""
         raise NotImplementedError
 
-    def receive_data(self) -> tuple[MessageType, bytes]:
-        """Block until one whole, checked message arrives."""
+    def send_message(self, message_type: MessageType, payload: bytes = b"") -> None:
+        """Send one message to the server; raise ConnectionLostError when it cannot go out."""
+        raise NotImplementedError
+
+    def receive_message(self) -> tuple[MessageType, bytes | bytearray]:
+        """Block until one whole, checked message arrives from the server (ConnectionLostError if none will)."""
         raise NotImplementedError
 
     def disconnect(self) -> None:
+        """End this client's session; the server removes what the session stored."""
         raise NotImplementedError
 
     # -- server side -------------------------------------------------------------------------------
     def initialize_server(self) -> None:
+        """Start accepting clients (listening, opening a device); raise ProtocolError naming the fix."""
         raise NotImplementedError
 
-    def wait_for_activity(self, poll: float = 0.5) -> list[tuple[Any, Any, Any]]:
-        """Wait for connections and messages; returns (event, type or detail, payload) tuples."""
+    def wait_for_activity(self, poll: float = 0.5) -> list[tuple[ServerEvent, Any, Any]]:
+        """Wait at most `poll` seconds; returns (event, message type or detail, payload) tuples.
+
+        Returning after `poll` even when nothing happened lets the serving loop notice that it must stop.
+        """
         raise NotImplementedError
 
-    def request_success(self, data: bytes = b"") -> bool:
-        """Answer OK; returns whether the answer went out (a lost client is dropped, never raised about)."""
+    def reply(self, message_type: MessageType, payload: bytes | bytearray | memoryview = b"") -> bool:
+        """Answer the current client; returns whether the answer went out.
+
+        A client that cannot be answered is dropped, never raised about: nothing a client does may
+        stop the server.
+        """
         raise NotImplementedError
 
-    def request_failure(self, reason: str) -> bool:
-        """Answer ERROR; returns whether the answer went out."""
+    def drop_client(self, reason: str | None = None) -> list[tuple[ServerEvent, Any, Any]]:
+        """Close the current client, telling it `reason` first when given; returns the DISCONNECTED event."""
         raise NotImplementedError
 
     def close_server(self) -> None:
+        """Stop accepting clients and release everything `initialize_server` took."""
         raise NotImplementedError
 
-    # -- client side -------------------------------------------------------------------------------
-    def initialize_client(self) -> None:
-        raise NotImplementedError
 
-    def request(self, message_type: MessageType, payload: bytes = b"") -> bytes:
-        """Send a request; return the payload of its OK, raise RemoteError on ERROR."""
-        raise NotImplementedError
+class ClientSession:
+    """The host's half of the session of docs/protocol.md, over any connected transport.
+
+    Written once here so that every transport gets the same requests, the same checks of the board's
+    answers and the same host-side timing.
+
+    Parameters
+    ----------
+    transport : RuntimeProtocol
+        A transport whose `initialize_client` has succeeded; the caller disconnects it.
+    """
+
+    def __init__(self, transport: RuntimeProtocol):
+        self.transport = transport
+
+    def request(self, message_type: MessageType, payload: bytes = b"") -> bytes | bytearray:
+        """Send a request and return the payload of its OK (ERROR raises RemoteError)."""
+        self.transport.send_message(message_type, payload)
+        return self.expect_ok(message_type)
+
+    def expect_ok(self, request: MessageType) -> bytes | bytearray:
+        """The payload of the OK answering `request`; RemoteError with the board's reason on ERROR."""
+        message_type, payload = self.transport.receive_message()
+        if message_type == MessageType.ERROR:
+            raise RemoteError(f"the board refused {request.name}: {bytes(payload).decode(errors='replace')}")
+        if message_type != MessageType.OK:
+            raise ProtocolError(f"the board answered {request.name} with {message_type.name}, expected OK")
+        return payload
 
     def upload_model(self, model: bytes) -> dict[str, Any]:
-        raise NotImplementedError
+        """Send the compiled model; returns what the board says of it (load time, size, runtime, I/O)."""
+        return _json_object(self.request(MessageType.MODEL, model), MessageType.MODEL)
 
     def upload_input(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Send the inputs of the next inference (a tensor list, see `core.wire.encode_tensors`)."""
+        self.request(MessageType.DATA, data)
 
     def request_processing(self) -> float:
-        """Ask for inference; returns the host-side time between the two OKs, in seconds."""
-        raise NotImplementedError
+        """Ask for inference; returns the host-side time between the two OKs, in seconds.
 
-    def download_output(self) -> bytes:
-        raise NotImplementedError
+        The clock runs between the two OKs, as docs/protocol.md defines the host-side time: the board
+        answers the first just before its runtime call, so the time always contains that call.
+        """
+        self.transport.send_message(MessageType.PROCESS)
+        self.expect_ok(MessageType.PROCESS)
+        start = time.perf_counter()
+        self.expect_ok(MessageType.PROCESS)
+        return time.perf_counter() - start
+
+    def download_output(self) -> bytes | bytearray:
+        """The outputs of the last inference, as a tensor list."""
+        return self.request(MessageType.OUTPUT)
 
     def download_statistics(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The board's times and resource samples since the previous STATS (docs/protocol.md)."""
+        return _json_object(self.request(MessageType.STATS), MessageType.STATS)
+
+
+def _json_object(payload: bytes | bytearray, request: MessageType) -> dict[str, Any]:
+    """The JSON object a board sends with OK; anything else is a clear ProtocolError, not a traceback."""
+    try:
+        value = json.loads(bytes(payload) or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProtocolError(f"the board's answer to {request.name} is not JSON ({error}): the server is not an "
+                            "edge_ai_lib inference_server of this version; install the same edge_ai_lib on "
+                            "the board") from None
+    if not isinstance(value, dict):
+        raise ProtocolError(f"the board's answer to {request.name} is a JSON {type(value).__name__}, expected an "
+                            "object: the server is not an edge_ai_lib inference_server of this version")
+    return value

@@ -80,6 +80,8 @@ def download(remote: RemoteFile, directory: Path, timeout: float = 60.0, progres
     except (urllib.error.URLError, OSError) as error:
         raise DownloadError(f"cannot reach {remote.url} ({error}): check the network or use "
                             "--dataset-mirror with a reachable copy") from error
+    except (ValueError, http.client.HTTPException) as error:  # InvalidURL: spaces, control characters, a bad port
+        raise DownloadError(f"{remote.url} is not a valid URL ({error}): check --dataset-mirror") from error
     if response is not None:
         with response:
             resumed = offset and response.status == 206

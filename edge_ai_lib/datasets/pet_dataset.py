@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import DatasetError
 from edge_ai_lib.datasets.download import RemoteFile, disk_space_check, download, extract_tar
@@ -29,23 +29,23 @@ class PetDataset(Dataset):
     `test.txt` give the official split, used here as the train and validation splits. Inputs are RGB
     float32 in [0, 1], resized to `image_size` x `image_size`.
 
-    Parameters
-    ----------
-    image_size : int
-        Side of the square images given to the model.
-    archives : sequence of RemoteFile
-        What to download (the official archives by default).
-    mirror : str
-        Base URL of a mirror holding the same archives (checksums unchanged).
+    `archives` (a sequence of RemoteFile) says what to download: the official archives by default.
     """
 
-    def __init__(self, root: Path, batch_size: int = 1, download: bool | None = None,
-                 validation_fraction: float = 0.2, split_seed: int = 12345, image_size: int = 224,
-                 archives: Sequence[RemoteFile] = PET_ARCHIVES, mirror: str | None = None):
-        self.image_size = int(image_size)
-        self.archives = [archive.with_mirror(mirror) for archive in archives]
+    arguments = (
+        Argument("image_size", int, 224, "Side of the square input images given to the model"),
+        Argument("dataset_mirror", str, None,
+                 "Base URL of a mirror holding the same archives (checksums are still checked)"),
+    )
+
+    def __init__(self, root: Path | None = None, archives: Sequence[RemoteFile] = PET_ARCHIVES, **settings: Any):
+        self.official_archives = list(archives)
         self.class_names: list[str] = []
-        super().__init__(root, batch_size, download, validation_fraction, split_seed)
+        super().__init__(root, **settings)
+
+    def prepare(self) -> None:
+        self.archives = [archive.with_mirror(self.dataset_mirror) for archive in self.official_archives]
+        super().prepare()
 
     def is_prepared(self) -> bool:
         return (self.root / "annotations" / "list.txt").is_file() and (self.root / "images").is_dir()
@@ -116,18 +116,3 @@ class PetDataset(Dataset):
 
     def get_class_names(self) -> list[str]:
         return list(self.class_names)
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group.add_argument("--image-size", type=int, default=224,
-                           help="Side of the square input images (default: %(default)s)")
-        group.add_argument("--dataset-mirror", default=None,
-                           help="Base URL of a mirror with the same archives (checksums are still checked)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, args: argparse.Namespace) -> "PetDataset":
-        return cls(args.dataset_root, batch_size=args.inference_batch_size, download=args.download_dataset,
-                   validation_fraction=args.validation_fraction, split_seed=args.split_seed,
-                   image_size=args.image_size, mirror=args.dataset_mirror)

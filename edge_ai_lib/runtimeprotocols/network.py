@@ -5,14 +5,15 @@ thread owns the listening socket, so a second client is told "busy" at once what
 doing (sending slowly, idling, or waiting for a long inference). No client behaviour — garbage,
 silence, a byte a second, a reset at any point — can stop the server: every failure of a client ends
 that client's session only.
+
+Only socket code is here: the bytes are `core.wire`'s, the host's session is
+`core.runtimeprotocol.ClientSession` and the board's is `core.serving.InferenceServer`.
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import errno
-import json
 import logging
 import math
 import selectors
@@ -22,14 +23,14 @@ import time
 import zlib
 from typing import Any
 
-from edge_ai_lib.core.errors import ConnectionLostError, ProtocolError, RemoteError
-from edge_ai_lib.core.runtimeprotocol import (
+from edge_ai_lib.core.args import Argument
+from edge_ai_lib.core.errors import ConnectionLostError, ProtocolError
+from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent
+from edge_ai_lib.core.wire import (
     DEFAULT_MAX_PAYLOAD,
     HEADER_SIZE,
     FrameError,
     MessageType,
-    RuntimeProtocol,
-    ServerEvent,
     check_payload,
     decode_header,
     encode_header,
@@ -250,31 +251,29 @@ class _Acceptor:
 class NetworkProtocol(RuntimeProtocol):
     """The protocol over TCP: one client at a time, a deadline on every frame.
 
-    Parameters
-    ----------
-    host, port : str, int
-        Where the server listens / the client connects; port 0 lets the server pick a free one.
-    packet_size : int
-        Size of the pieces payloads are sent in.
-    timeout : float
-        Seconds a whole frame may take to arrive (or to be sent), and how long an idle client is kept.
-    max_payload : int
-        Largest payload accepted; larger frames are refused from their header alone.
+    `host` and `port` say where the server listens or the client connects (port 0: the server picks
+    a free one); the other arguments are in `arguments`.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 12345, packet_size: int = 32768,
-                 timeout: float = 60.0, max_payload: int = DEFAULT_MAX_PAYLOAD):
-        if packet_size < 1:
-            raise ProtocolError(f"--packet-size must be positive, got {packet_size}")
-        if not timeout > 0 or not math.isfinite(timeout):
-            raise ProtocolError(f"--timeout must be a positive number of seconds, got {timeout}")
-        if max_payload < 1:
-            raise ProtocolError(f"--max-payload must be positive, got {max_payload}")
-        self.host = host
-        self.port = int(port)
-        self.packet_size = int(packet_size)
-        self.timeout = float(timeout)
-        self.max_payload = int(max_payload)
+    arguments_title = "Runtime protocol arguments"
+    arguments = (
+        Argument("host", str, "127.0.0.1", "Address the server listens on / the client connects to"),
+        Argument("port", int, 12345, "TCP port; 0 makes the server pick a free one and print it"),
+        Argument("packet_size", int, 32768, "Size of the pieces payloads travel in"),
+        Argument("timeout", float, 60.0,
+                 "Seconds a whole frame may take to arrive; idle clients are dropped after it"),
+        Argument("max_payload", int, DEFAULT_MAX_PAYLOAD, "Largest payload accepted, in bytes"),
+    )
+
+    def __init__(self, host: str | None = None, port: int | None = None, **settings: Any):
+        given = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
+        self.configure({**given, **settings})
+        if self.packet_size < 1:
+            raise ProtocolError(f"--packet-size must be positive, got {self.packet_size}")
+        if not self.timeout > 0 or not math.isfinite(self.timeout):
+            raise ProtocolError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.max_payload < 1:
+            raise ProtocolError(f"--max-payload must be positive, got {self.max_payload}")
         self.listener: socket.socket | None = None
         self.connection: socket.socket | None = None
         self.client_deadline = 0.0
@@ -396,7 +395,7 @@ class NetworkProtocol(RuntimeProtocol):
             return []  # no request yet: the idle deadline above ends the session in time
         except FrameError as error:
             if error.resynchronisable:
-                self.request_failure(str(error))
+                self.reply(MessageType.ERROR, str(error).encode())
                 self.client_deadline = time.monotonic() + self.timeout
                 return []
             return self.drop_client(str(error))
@@ -411,7 +410,7 @@ class NetworkProtocol(RuntimeProtocol):
         self.client_deadline = time.monotonic() + self.timeout
         return [(ServerEvent.MESSAGE, message_type, payload)]
 
-    def _reply(self, message_type: MessageType, payload: bytes | bytearray | memoryview) -> bool:
+    def reply(self, message_type: MessageType, payload: bytes | bytearray | memoryview = b"") -> bool:
         """Answer the current client; a client that cannot be answered is dropped, never raised about."""
         sock = self.connection
         if sock is None or self.reply_failed:
@@ -423,12 +422,6 @@ class NetworkProtocol(RuntimeProtocol):
             log.info("client lost while answering (%s): ending its session", error)
             self.reply_failed = True
             return False
-
-    def request_success(self, data: bytes = b"") -> bool:
-        return self._reply(MessageType.OK, data)
-
-    def request_failure(self, reason: str) -> bool:
-        return self._reply(MessageType.ERROR, reason.encode())
 
     def close_server(self) -> None:
         if self.acceptor is not None:
@@ -456,7 +449,7 @@ class NetworkProtocol(RuntimeProtocol):
             raise ConnectionLostError(f"sending {message_type.name} failed ({error.strerror or error}): the peer "
                                       "closed the connection; see the server's log") from error
 
-    def receive_data(self) -> tuple[MessageType, bytearray]:
+    def receive_message(self) -> tuple[MessageType, bytearray]:
         if self.connection is None:
             raise ConnectionLostError("not connected")
         try:
@@ -491,70 +484,3 @@ class NetworkProtocol(RuntimeProtocol):
                 time.sleep(0.05)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connection = sock
-
-    def _expect_ok(self, request: MessageType) -> bytearray:
-        message_type, payload = self.receive_data()
-        if message_type == MessageType.ERROR:
-            raise RemoteError(f"the board refused {request.name}: {bytes(payload).decode(errors='replace')}")
-        if message_type != MessageType.OK:
-            raise ProtocolError(f"the board answered {request.name} with {message_type.name}, expected OK")
-        return payload
-
-    def request(self, message_type: MessageType, payload: bytes = b"") -> bytearray:
-        """Send a request and return the payload of its OK (ERROR raises RemoteError)."""
-        self.send_message(message_type, payload)
-        return self._expect_ok(message_type)
-
-    def upload_model(self, model: bytes) -> dict[str, Any]:
-        return _json_object(self.request(MessageType.MODEL, model), MessageType.MODEL)
-
-    def upload_input(self, data: bytes) -> None:
-        self.request(MessageType.DATA, data)
-
-    def request_processing(self) -> float:
-        self.send_message(MessageType.PROCESS)
-        self._expect_ok(MessageType.PROCESS)
-        start = time.perf_counter()
-        self._expect_ok(MessageType.PROCESS)
-        return time.perf_counter() - start
-
-    def download_output(self) -> bytearray:
-        return self.request(MessageType.OUTPUT)
-
-    def download_statistics(self) -> dict[str, Any]:
-        return _json_object(self.request(MessageType.STATS), MessageType.STATS)
-
-    # -- arguments ---------------------------------------------------------------------------------
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group.add_argument("--host", default="127.0.0.1",
-                           help="Address the server listens on / the client connects to (default: %(default)s)")
-        group.add_argument("--port", type=int, default=12345,
-                           help="TCP port; 0 makes the server pick a free one and print it (default: %(default)s)")
-        group.add_argument("--packet-size", type=int, default=32768,
-                           help="Size of the pieces payloads travel in (default: %(default)s)")
-        group.add_argument("--timeout", type=float, default=60.0,
-                           help="Seconds a whole frame may take to arrive; idle clients are dropped after it "
-                                "(default: %(default)s)")
-        group.add_argument("--max-payload", type=int, default=DEFAULT_MAX_PAYLOAD,
-                           help="Largest payload accepted, in bytes (default: %(default)s)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, args: argparse.Namespace) -> "NetworkProtocol":
-        return cls(args.host, args.port, args.packet_size, args.timeout, args.max_payload)
-
-
-def _json_object(payload: bytes | bytearray, request: MessageType) -> dict[str, Any]:
-    """The JSON object a board sends with OK; anything else is a clear ProtocolError, not a traceback."""
-    try:
-        value = json.loads(bytes(payload) or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ProtocolError(f"the board's answer to {request.name} is not JSON ({error}): the server is not an "
-                            "edge_ai_lib inference_server of this version; install the same edge_ai_lib on "
-                            "the board") from None
-    if not isinstance(value, dict):
-        raise ProtocolError(f"the board's answer to {request.name} is a JSON {type(value).__name__}, expected an "
-                            "object: the server is not an edge_ai_lib inference_server of this version")
-    return value

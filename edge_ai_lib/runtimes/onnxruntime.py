@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.errors import RuntimeFailure
 from edge_ai_lib.core.runtime import Runtime, check_batch
 
@@ -15,16 +15,14 @@ from edge_ai_lib.core.runtime import Runtime, check_batch
 class ONNXRuntime(Runtime):
     """Runs `.onnx` models (float, or int8 in QDQ form, whose inputs and outputs stay float).
 
-    Parameters
-    ----------
-    execution_providers : list of str
-        ONNX Runtime execution providers, in order of preference.
     """
 
-    def __init__(self, protocol, save_model_path: Path, num_threads: int | None = None,
-                 execution_providers: list[str] | None = None, resource_interval: float = 0.1):
-        super().__init__(protocol, save_model_path, num_threads, resource_interval)
-        self.execution_providers = list(execution_providers or ["CPUExecutionProvider"])
+    arguments_title = "ONNX Runtime arguments"
+    arguments = (Argument("execution_providers", str, ["CPUExecutionProvider"],
+                          "Execution providers in order of preference", many=True),)
+
+    def __init__(self, save_model_path: Path | None = None, **settings: Any):
+        super().__init__(save_model_path, **settings)
         self.session = None
 
     def load_model(self, path: Path) -> None:
@@ -76,16 +74,3 @@ class ONNXRuntime(Runtime):
         return {"input": [describe(s) for s in self.inputs],
                 "output": [describe(s) for s in self.session.get_outputs()],
                 "providers": self.session.get_providers()}
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group = parser.add_argument_group("ONNX Runtime arguments")
-        group.add_argument("--execution-providers", nargs="+", default=["CPUExecutionProvider"],
-                           help="Execution providers in order of preference (default: %(default)s)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, protocol, args: argparse.Namespace) -> "ONNXRuntime":
-        return cls(protocol, args.save_model_path, args.num_threads, args.execution_providers,
-                   args.resource_interval)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.errors import RuntimeFailure
 from edge_ai_lib.core.runtime import Runtime, check_batch
 
@@ -47,16 +47,13 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 class TFLiteRuntime(Runtime):
     """Runs `.tflite` models; int8/uint8 inputs and outputs are (de)quantized with the model's parameters.
 
-    Parameters
-    ----------
-    delegates_list : list of str
-        Shared libraries of TFLite delegates (e.g. libedgetpu.so.1 for a Coral Edge TPU).
     """
 
-    def __init__(self, protocol, save_model_path: Path, num_threads: int | None = None,
-                 delegates_list: list[str] | None = None, resource_interval: float = 0.1):
-        super().__init__(protocol, save_model_path, num_threads, resource_interval)
-        self.delegates_list = list(delegates_list or [])
+    arguments_title = "TFLite runtime arguments"
+    arguments = (Argument("delegates_list", str, [], "TFLite delegate libraries (e.g. libedgetpu.so.1)", many=True),)
+
+    def __init__(self, save_model_path: Path | None = None, **settings: Any):
+        super().__init__(save_model_path, **settings)
         self.interpreter = None
 
     def load_model(self, path: Path) -> None:
@@ -120,15 +117,3 @@ class TFLiteRuntime(Runtime):
                     "dtype": np.dtype(detail["dtype"]).name, "quantization": [float(q) for q in detail["quantization"]]}
         return {"input": [describe(d) for d in self.input_details],
                 "output": [describe(d) for d in self.output_details]}
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group = parser.add_argument_group("TFLite runtime arguments")
-        group.add_argument("--delegates-list", nargs="*", default=[],
-                           help="TFLite delegate libraries (e.g. libedgetpu.so.1)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, protocol, args: argparse.Namespace) -> "TFLiteRuntime":
-        return cls(protocol, args.save_model_path, args.num_threads, args.delegates_list, args.resource_interval)

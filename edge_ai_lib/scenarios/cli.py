@@ -1,4 +1,15 @@
-"""Shared command-line handling of the scenarios: class paths first, then the classes' own arguments."""
+"""Shared command-line handling of the scenarios: the same run from flags or from a spec (data).
+
+A scenario names the roles it needs (dataset, model, compiler, runtime, protocol, board) with the base
+class of each, and declares its own options as `Argument`s. It can be called in two ways that give
+the same `ScenarioRun`:
+
+- the seed's command line: class paths as positionals, then every class's options as flags
+  (`-h` after the class paths lists them, grouped by class);
+- `--spec JSON` (or `--spec @FILE`): ``{"dataset": {"class": PATH, "args": {...}}, ...,
+  "options": {...}}``, which is how the workflow and the boards pass settings: as data, never as
+  shell words. Unknown keys are refused with the known ones listed.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +17,38 @@ import argparse
 import ctypes
 import ctypes.util
 import difflib
+import json
 import logging
 import os
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
-from edge_ai_lib.core.args import load_class
+from edge_ai_lib.core.args import Argument, ArgumentsMixin, load_class
 from edge_ai_lib.core.errors import ConfigurationError, EdgeAIError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+VERBOSITY = Argument("verbosity", str, "INFO", "Log level", choices=LOG_LEVELS)
 
 
 @dataclass(frozen=True)
 class ClassArgument:
-    """A positional argument naming a class by dotted path, which must derive from `base`."""
+    """A class the scenario needs, by role; on the command line a positional dotted path (or, when
+    `option`, a `--ROLE CLASS` option that may be left out)."""
 
     name: str
     base: type
     help: str
+    option: bool = False
 
 
 @dataclass(frozen=True)
 class PlainArgument:
+    """A positional of the seed's command line that is one of the scenario's options in a spec."""
+
     name: str
     help: str
 
@@ -35,42 +56,125 @@ class PlainArgument:
 REPORT_POSITIONALS = [PlainArgument("output", "Directory of the JSON result and the plots"),
                       PlainArgument("reportname", "Name of the report: prefix of every file written")]
 
-
-def add_evaluation_arguments(group, warmup: int = 10) -> None:
-    """Options of the scenarios that run a model over a dataset split and time it."""
-    group.add_argument("--warmup", type=int, default=warmup,
-                       help="Warm-up calls after the cold first call, left out of the statistics "
-                            "(default: %(default)s)")
-    group.add_argument("--max-samples", type=int, default=None, help="Evaluate at most this many samples")
-    group.add_argument("--split", default="validation", help="Dataset split to evaluate (default: %(default)s)")
+EVALUATION_OPTIONS = (
+    Argument("warmup", int, 10, "Warm-up calls after the cold first call, left out of the statistics"),
+    Argument("max_samples", int, None, "Evaluate at most this many samples"),
+    Argument("split", str, "validation", "Dataset split to evaluate"),
+)
 
 
-def check_evaluation_arguments(args: argparse.Namespace) -> None:
-    if args.warmup < 0:
-        raise ConfigurationError(f"--warmup must be 0 or more, got {args.warmup}")
-    if args.max_samples is not None and args.max_samples < 1:
-        raise ConfigurationError(f"--max-samples must be at least 1, got {args.max_samples}")
+def check_evaluation_options(options: SimpleNamespace) -> None:
+    if options.warmup < 0:
+        raise ConfigurationError(f"--warmup must be 0 or more, got {options.warmup}")
+    if options.max_samples is not None and options.max_samples < 1:
+        raise ConfigurationError(f"--max-samples must be at least 1, got {options.max_samples}")
+
+
+def _options_class(arguments: Sequence[Argument]) -> type:
+    return type("Scenario", (ArgumentsMixin,), {"arguments": tuple(arguments),
+                                                "arguments_title": "Scenario arguments"})
+
+
+@dataclass
+class ScenarioRun:
+    """A scenario's classes with their settings and its own options, however they were given."""
+
+    classes: dict[str, type]
+    spec: dict[str, Any]
+    options: SimpleNamespace = field(default_factory=SimpleNamespace)
+
+    def settings(self, role: str) -> dict[str, Any]:
+        return dict(self.spec[role].get("args") or {})
+
+    def build(self, role: str, *context: Any, **extra: Any) -> Any:
+        """An instance of the role's class from its settings; `context` are the constructor's leading
+        positionals (the dataset...), `extra` settings the scenario adds itself."""
+        return self.classes[role].from_settings({**self.settings(role), **extra}, *context)
+
+    def class_path(self, role: str) -> str:
+        return self.spec[role]["class"]
 
 
 def parse_scenario_arguments(description: str, positionals: Sequence[ClassArgument | PlainArgument],
-                             add_own: Callable[[argparse.ArgumentParser], None] | None = None,
-                             argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, dict[str, type]]:
-    """Parse a scenario's command line in two stages.
-
-    The first stage reads only the positionals (class paths) so the classes can be loaded; the second
-    builds the full parser from each class's `form_argparse`, so `-h` after the class paths lists
-    every argument of those classes.
-    """
+                             options: Sequence[Argument] = (),
+                             argv: Sequence[str] | None = None) -> ScenarioRun:
+    """Parse a scenario's command line (see the module's docstring for the two forms)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    options = (*options, VERBOSITY)
+    if argv and (argv[0] == "--spec" or argv[0].startswith("--spec=")):
+        run = _from_spec(description, positionals, options, argv)
+    else:
+        run = _from_command_line(description, positionals, options, argv)
+    logging.basicConfig(level=getattr(logging, run.options.verbosity),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run
+
+
+def _load_spec(text: str) -> dict[str, Any]:
+    source = "--spec"
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            text = Path(source).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigurationError(f"cannot read the spec file {source} ({error.strerror}): check the path "
+                                     "after --spec @") from error
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{source} is not valid JSON ({error}): pass a JSON object such as "
+                                 '{"dataset": {"class": "...", "args": {}}, "options": {}}') from None
+    if not isinstance(spec, dict):
+        raise ConfigurationError(f"{source} must be a JSON object, not {type(spec).__name__}")
+    return spec
+
+
+def _from_spec(description: str, positionals, options, argv) -> ScenarioRun:
+    parser = argparse.ArgumentParser(description=description, allow_abbrev=False)
+    parser.add_argument("--spec", required=True, help="The run as JSON, or @FILE holding it")
+    given = parser.parse_args(argv)
+    spec = _load_spec(given.spec)
+    roles = {p.name: p for p in positionals if isinstance(p, ClassArgument)}
+    plain = [p.name for p in positionals if isinstance(p, PlainArgument)]
+    unknown = sorted(set(spec) - set(roles) - {"options"})
+    if unknown:
+        raise ConfigurationError(f"the spec has no part '{unknown[0]}'; known: {', '.join([*roles, 'options'])}")
+    classes = {}
+    for role, wanted in roles.items():
+        part = spec.get(role)
+        if part is None:
+            if wanted.option:
+                continue
+            raise ConfigurationError(f"the spec lacks its '{role}' part: give {{\"class\": ..., \"args\": {{...}}}}")
+        if not isinstance(part, dict) or set(part) - {"class", "args"} or "class" not in part:
+            raise ConfigurationError(f"the spec's '{role}' part must be {{\"class\": PATH, \"args\": {{...}}}}, "
+                                     f"got {json.dumps(part)[:200]}")
+        cls = load_class(part["class"], wanted.base)
+        cls.settings_from(part.get("args") or {})  # unknown or mistyped arguments stop here, naming the class
+        classes[role] = cls
+    values = dict(spec.get("options") or {})
+    own = _options_class([*options, *(Argument(name, str, help="") for name in plain)])
+    settled = own.settings_from(values)
+    return ScenarioRun(classes, spec, SimpleNamespace(**settled))
+
+
+def _from_command_line(description: str, positionals, options, argv) -> ScenarioRun:
     class_arguments = [p for p in positionals if isinstance(p, ClassArgument)]
     # No abbreviations anywhere: `--num-thread` must be refused, not read as `--num-threads`.
     first = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for positional in class_arguments:
-        first.add_argument(positional.name, nargs="?")
+        if positional.option:
+            first.add_argument(f"--{positional.name}")
+        else:
+            first.add_argument(positional.name, nargs="?")
     given, _ = first.parse_known_args([a for a in argv if a not in ("-h", "--help")])
     positional_parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for positional in positionals:
-        positional_parser.add_argument(positional.name, help=positional.help)
+        if isinstance(positional, ClassArgument) and positional.option:
+            positional_parser.add_argument(f"--{positional.name}", default=None, metavar="CLASS",
+                                           help=positional.help)
+        else:
+            positional_parser.add_argument(positional.name, help=positional.help)
     classes: dict[str, type] = {}
     parents = [positional_parser]
     for positional in class_arguments:
@@ -84,12 +188,12 @@ def parse_scenario_arguments(description: str, positionals: Sequence[ClassArgume
             raise SystemExit(2)
         classes[positional.name] = cls
         parents.append(cls.form_argparse()[0])
-    full = argparse.ArgumentParser(description=description, parents=parents, allow_abbrev=False)
-    common = full.add_argument_group("Scenario arguments")
-    common.add_argument("--verbosity", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                        help="Log level (default: %(default)s)")
-    if add_own:
-        add_own(common)
+    own = _options_class(options)
+    own_parser, common = own.form_argparse()
+    full = argparse.ArgumentParser(description=description, parents=[*parents, own_parser], allow_abbrev=False,
+                                   epilog="Or give the whole run as data: --spec JSON (or --spec @FILE), "
+                                          '{"ROLE": {"class": PATH, "args": {...}}, ..., "options": {...}} with the '
+                                          "roles and options above (names with underscores).")
     # Unknown options are reported before anything else (a missing required one, say), since a
     # misspelt option is often the required one.
     unknown = _unknown_options(full, argv)
@@ -100,9 +204,18 @@ def parse_scenario_arguments(description: str, positionals: Sequence[ClassArgume
         known["the scenario"] = _long_options(common._group_actions)
         print(f"error: {_unknown_arguments(unknown, known)}", file=sys.stderr)
         raise SystemExit(2)
-    logging.basicConfig(level=getattr(logging, args.verbosity),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args, classes
+    spec: dict[str, Any] = {role: {"class": f"{cls.__module__}.{cls.__name__}",
+                                   "args": _as_data(cls.argument_values(args))}
+                            for role, cls in classes.items()}
+    values = {name: getattr(args, name) for name in own.declared_arguments()}
+    values.update({p.name: getattr(args, p.name) for p in positionals if isinstance(p, PlainArgument)})
+    spec["options"] = _as_data(values)
+    return ScenarioRun(classes, spec, SimpleNamespace(**values))
+
+
+def _as_data(values: dict[str, Any]) -> dict[str, Any]:
+    """Argument values as JSON-ready data (paths as strings), as a spec holds them."""
+    return {name: (str(value) if isinstance(value, Path) else value) for name, value in values.items()}
 
 
 def _unknown_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:

@@ -11,15 +11,17 @@ import sys
 from typing import Sequence
 
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
+from edge_ai_lib.scenarios.cli import (
+    ClassArgument,
+    parse_scenario_arguments,
+    run_scenario,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args, classes = parse_scenario_arguments(
-        __doc__.splitlines()[0],
-        [ClassArgument("dataset", Dataset, "Dataset class (dotted path)")], argv=argv)
-    args.download_dataset = True
-    dataset = classes["dataset"].from_argparse(args)
+    run = parse_scenario_arguments(
+        __doc__.splitlines()[0], [ClassArgument("dataset", Dataset, "Dataset class (dotted path)")], argv=argv)
+    dataset = run.build("dataset", download_dataset=True)
     summary = {split: dataset.split_size(split) for split in dataset.splits}
     print(json.dumps({"dataset": dataset.describe("train")["class"], "root": str(dataset.root),
                       "classes": len(dataset.get_class_names()), "splits": summary}))

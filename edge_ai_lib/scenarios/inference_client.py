@@ -4,7 +4,7 @@
         REPORT_DIR REPORT_NAME --model-path ... --compiled-model-path ... --host ... --port ... \\
         [--board local] [--skip-compilation]
 
-Writes REPORT_DIR/REPORT_NAME.json (schema of edge_ai_lib.core.measurements, kind inference_client)
+Writes REPORT_DIR/REPORT_NAME.json (schema of edge_ai_lib.core.results, kind inference_client)
 with the board-side time (around the runtime call, measured on the board) as `performance`, the
 host-side time (between the two OKs of PROCESS) as `host_performance`, their difference, the
 board's CPU and memory use, the model's load time and size, and the usual plots.
@@ -12,10 +12,7 @@ board's CPU and memory use, the model's load time and size, and the usual plots.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,29 +21,33 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edge_ai_lib.core.args import namespace_to_argv
+from edge_ai_lib.core.args import Argument
+from edge_ai_lib.core.board import Board
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import (
     BoardError,
     ConfigurationError,
-    ConnectionLostError,
     EdgeAIError,
-    NotSupportedError,
     ProtocolError,
 )
-from edge_ai_lib.core.measurements import TimingRecord, build_result, collect_provenance
+from edge_ai_lib.core.measured_pass import PassPosition, measure_split
 from edge_ai_lib.core.model import ModelWrapper
+from edge_ai_lib.core.provenance import collect_provenance
+from edge_ai_lib.core.results import build_result
 from edge_ai_lib.core.runtime import Runtime
-from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol
+from edge_ai_lib.core.runtimeprotocol import ClientSession, RuntimeProtocol
+from edge_ai_lib.core.timing import TimingRecord
 from edge_ai_lib.scenarios.cli import (
+    EVALUATION_OPTIONS,
     REPORT_POSITIONALS,
     ClassArgument,
-    add_evaluation_arguments,
-    check_evaluation_arguments,
+    ScenarioRun,
+    check_evaluation_options,
     parse_scenario_arguments,
     run_scenario,
 )
+from edge_ai_lib.scenarios.outputs import finish_run
 
 
 @dataclass
@@ -69,15 +70,15 @@ class SessionProgress:
     def __init__(self) -> None:
         self.phase = "MODEL"
         self.request = "MODEL"
-        self.done = 0
-        self.total: int | None = None
+        self.measured_pass = PassPosition()
 
     def describe(self) -> str:
         if self.phase == "MODEL":
             return "while uploading the model (MODEL)"
-        if self.phase == "warm-up":
+        if self.measured_pass.warming_up:
             return f"during the warm-up ({self.request})"
-        return f"at {self.request} of sample {self.done + 1} of {self.total} (after {self.done} measured)"
+        done, total = self.measured_pass.measured, self.measured_pass.total
+        return f"at {self.request} of sample {done + 1} of {total} (after {done} measured)"
 
 
 def _board_times(stats: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
@@ -101,22 +102,22 @@ def _board_times(stats: dict[str, Any]) -> tuple[float, list[dict[str, Any]]]:
     return float(seconds), resources
 
 
-def _exchange(protocol: RuntimeProtocol, wrapper: ModelWrapper, payload: bytes,
+def _exchange(session: ClientSession, wrapper: ModelWrapper, payload: bytes,
               progress: SessionProgress) -> tuple[float, float, np.ndarray, list[dict[str, Any]]]:
     """One full per-batch exchange: DATA, PROCESS, OUTPUT, STATS; returns (host s, board s, outputs, resources)."""
     progress.request = "DATA"
-    protocol.upload_input(payload)
+    session.upload_input(payload)
     progress.request = "PROCESS"
-    host_seconds = protocol.request_processing()
+    host_seconds = session.request_processing()
     progress.request = "OUTPUT"
     try:
-        outputs = wrapper.convert_output_from_bytes(protocol.download_output())
+        outputs = wrapper.convert_output_from_bytes(session.download_output())
     except ProtocolError:
         raise
     except EdgeAIError as error:
         raise ProtocolError(f"the board's OUTPUT cannot be read: {error}") from error
     progress.request = "STATS"
-    board_seconds, resources = _board_times(protocol.download_statistics())
+    board_seconds, resources = _board_times(session.download_statistics())
     return host_seconds, board_seconds, outputs, resources
 
 
@@ -125,65 +126,47 @@ def where_of(error: BaseException) -> str:
     return getattr(error, "where", "during the session")
 
 
-def run_session(protocol: RuntimeProtocol, wrapper: ModelWrapper, dataset: Dataset, model_bytes: bytes,
+def run_session(transport: RuntimeProtocol, wrapper: ModelWrapper, dataset: Dataset, model_bytes: bytes,
                 split: str = "validation", warmup: int = 10, max_samples: int | None = None,
                 batch_size: int | None = None, progress: bool = True) -> SessionResult:
-    """The benchmark session of docs/protocol.md over an initialised client connection.
+    """The benchmark session of docs/protocol.md over a connected transport (any RuntimeProtocol).
 
-    The first call and `warmup` more run on the first batch before the measured pass, so each
-    sample of the split is evaluated exactly once. A failure of the board or of the connection is
-    raised with where the session was (request, sample).
+    The loop is `measure_split`'s, as for a run on the host: the first call and `warmup` more run on
+    the first batch before the measured pass, so each sample of the split is evaluated exactly once.
+    A failure of the board or of the connection is raised with where the session was (request, sample).
     """
     where = SessionProgress()
     try:
-        return _run_session(protocol, wrapper, dataset, model_bytes, split, warmup, max_samples, batch_size,
-                            progress, where)
+        return _run_session(ClientSession(transport), wrapper, dataset, model_bytes, split, warmup, max_samples,
+                            batch_size, progress, where)
     except ProtocolError as error:
         located = type(error)(f"{error} ({where.describe()})")
         located.where = where.describe()
         raise located from error
 
 
-def _run_session(protocol, wrapper, dataset, model_bytes, split, warmup, max_samples, batch_size, progress,
-                 where: SessionProgress) -> SessionResult:
-    from tqdm import tqdm
-
-    batch_size = batch_size or dataset.batch_size
+def _run_session(session: ClientSession, wrapper, dataset, model_bytes, split, warmup, max_samples, batch_size,
+                 progress, where: SessionProgress) -> SessionResult:
     started = time.time()
-    model_info = protocol.upload_model(model_bytes)
-    board = TimingRecord(warmup_count=warmup, batch_size=batch_size)
-    host = TimingRecord(warmup_count=warmup, batch_size=batch_size)
+    model_info = session.upload_model(model_bytes)
+    where.phase = "inference"
+    host = TimingRecord(warmup_count=warmup, batch_size=batch_size or dataset.batch_size)
     resources: list[dict[str, Any]] = []
-    first_inputs, _ = next(dataset.iter_batches(split, batch_size=batch_size))
-    first_payload = wrapper.convert_input_to_bytes(first_inputs)
-    where.phase = "warm-up"
-    while board.in_warmup:
-        host_seconds, board_seconds, _, samples = _exchange(protocol, wrapper, first_payload, where)
-        host.add(host_seconds)
-        board.add(board_seconds)
-        resources += samples
 
-    scores, truth, raw = [], [], []
-    total = min(dataset.split_size(split), max_samples or dataset.split_size(split))
-    where.phase, where.total = "measure", total
-    start = time.perf_counter()
-    with tqdm(total=total, desc=f"board inference ({split})", unit="sample", disable=not progress,
-              mininterval=0.5) as bar:
-        for inputs, labels in dataset.iter_batches(split, batch_size=batch_size, max_samples=max_samples):
-            payload = wrapper.convert_input_to_bytes(inputs)
-            host_seconds, board_seconds, outputs, samples = _exchange(protocol, wrapper, payload, where)
-            host.add(host_seconds)
-            board.add(board_seconds)
-            resources += samples
-            raw.append(outputs)
-            scores.append(wrapper.postprocess_outputs(outputs))
-            truth.append(labels)
-            where.done += len(labels)
-            bar.update(len(labels))
-    wall = time.perf_counter() - start
-    quality = dataset.evaluate(np.concatenate(scores), np.concatenate(truth))
-    return SessionResult(model_info, board, host, quality, resources, wall, quality["sample_count"],
-                         started, time.time(), np.concatenate(raw))
+    def exchange(payload: bytes) -> tuple[float, np.ndarray]:
+        """One batch on the board; the loop records the board's time, the host's and the resources go here."""
+        host_seconds, board_seconds, outputs, samples = _exchange(session, wrapper, payload, where)
+        host.add(host_seconds)
+        resources.extend(samples)
+        return board_seconds, outputs
+
+    measured = measure_split(dataset, split, wrapper.convert_input_to_bytes, exchange, warmup, batch_size=batch_size,
+                             max_samples=max_samples, progress=progress, description="board inference",
+                             position=where.measured_pass)
+    scores = np.concatenate([wrapper.postprocess_outputs(outputs) for outputs in measured.outputs])
+    quality = dataset.evaluate(scores, measured.labels)
+    return SessionResult(model_info, measured.timing, host, quality, resources, measured.wall_s,
+                         quality["sample_count"], started, time.time(), np.concatenate(measured.outputs))
 
 
 def session_document(result: SessionResult, wrapper: ModelWrapper, dataset: Dataset, split: str,
@@ -222,87 +205,67 @@ def session_document(result: SessionResult, wrapper: ModelWrapper, dataset: Data
                         })
 
 
-def _own_arguments(group) -> None:
-    group.add_argument("--skip-compilation", action="store_true",
-                       help="Use the model already at --compiled-model-path instead of compiling")
-    add_evaluation_arguments(group)
-    group.add_argument("--board", default=None, choices=["local", "ssh"],
-                       help="Start the server on this board first (local: a subprocess on loopback) instead of "
-                            "connecting to --host/--port")
-    group.add_argument("--server-log", type=Path, default=None,
-                       help="With --board: where to keep the server's log (default: REPORT_DIR/REPORT_NAME-server.log)")
-    group.add_argument("--board-name", default=None,
-                       help="The board's name (its key in the config), used in messages, results and its lock "
-                            "(default: 'local' with --board local, else HOST:PORT)")
-    group.add_argument("--board-lock-timeout", type=float, default=600.0,
-                       help="With --board: seconds to wait while another benchmark holds the board before failing "
-                            "with the holder's description (default: %(default)s)")
+OPTIONS = (
+    Argument("skip_compilation", bool, False, "Use the model already at --compiled-model-path instead of compiling"),
+    *EVALUATION_OPTIONS,
+)
+LOCAL_BOARD = "edge_ai_lib.boards.local.LocalBoard"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args, classes = parse_scenario_arguments(
+    run = parse_scenario_arguments(
         __doc__.splitlines()[0],
-        [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)"),
-         ClassArgument("compilercls", ModelCompiler, "ModelCompiler class (dotted path)"),
-         ClassArgument("protocolcls", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
-         ClassArgument("runtimecls", Runtime, "Runtime class (dotted path)"),
-         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)"), *REPORT_POSITIONALS],
-        add_own=_own_arguments, argv=argv)
-    check_evaluation_arguments(args)
-    dataset = classes["datasetcls"].from_argparse(args)
-    wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=True)
-    compiler = classes["compilercls"].from_argparse(dataset, args)
+        [ClassArgument("model", ModelWrapper, "ModelWrapper class (dotted path)"),
+         ClassArgument("compiler", ModelCompiler, "ModelCompiler class (dotted path)"),
+         ClassArgument("protocol", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
+         ClassArgument("runtime", Runtime, "Runtime class (dotted path)"),
+         ClassArgument("dataset", Dataset, "Dataset class (dotted path)"), *REPORT_POSITIONALS,
+         ClassArgument("board", Board, f"Board class (dotted path, e.g. {LOCAL_BOARD}) that starts the server "
+                                        "itself, instead of connecting to a running one at --host/--port",
+                       option=True)],
+        options=OPTIONS, argv=argv)
+    args = run.options
+    check_evaluation_options(args)
+    dataset = run.build("dataset")
+    wrapper = run.build("model", dataset, True)
+    compiler = run.build("compiler", dataset)
     if args.skip_compilation:
         if not compiler.compiled_model_path.is_file():
             raise ConfigurationError(f"--skip-compilation was given but {compiler.compiled_model_path} does not "
                                      "exist: compile it first (model_compilation) or drop --skip-compilation")
-        sidecar = compiler.compiled_model_path.with_name(compiler.compiled_model_path.name + ".json")
-        compiled = {**compiler.describe(), **(json.loads(sidecar.read_text()) if sidecar.is_file() else {})}
-        compiled.pop("provenance", None)
+        compiled = compiler.compiled_description()
     else:
-        from edge_ai_lib.scenarios.model_compilation import compile_model
-
-        compiled = compile_model(wrapper, compiler)
+        compiled = compiler.compile_model(wrapper)
     output = Path(args.output)
-    protocol_path = f"{classes['protocolcls'].__module__}.{classes['protocolcls'].__name__}"
-    runtime_path = f"{classes['runtimecls'].__module__}.{classes['runtimecls'].__name__}"
-    if args.board == "ssh":
-        raise NotSupportedError("boards of type ssh (deployment over SSH with Fabric) are not implemented yet: "
-                                "start inference_server on the board yourself and run inference_client without "
-                                "--board, with --host and --port of that server")
     model_bytes = compiler.compiled_model_path.read_bytes()
-    with contextlib.ExitStack() as stack:
-        if args.board == "local":
-            board_name = args.board_name or "local"
-            from edge_ai_lib.boards.lock import BoardLock
-
-            # Every local board is this host: they share one lock whatever their names in the config.
-            stack.enter_context(BoardLock("local", timeout=args.board_lock_timeout))
-            result, board_info = _run_on_local_board(args, classes, wrapper, dataset, model_bytes, output,
-                                                     protocol_path, runtime_path, board_name)
-        else:
-            board_name = args.board_name or f"{args.host}:{args.port}"
-            board_info = {"name": board_name, "host": args.host, "port": args.port}
-            result = _run_on_server(args, classes, wrapper, dataset, model_bytes, board_name)
-    document = session_document(result, wrapper, dataset, args.split, compiled, runtime_path,
-                                collect_provenance(vars(args)), board_info)
-    from edge_ai_lib.plots import write_run_outputs
-
-    path, _ = write_run_outputs(output, args.reportname, document)  # the result appears last, after the plots
+    if "board" in run.classes:
+        board = run.build("board", **({} if run.settings("board").get("log_path") else
+                                      {"log_path": output / f"{args.reportname}-server.log"}))
+        with board.exclusive(), board:
+            result = _run_on_board(run, board, wrapper, dataset, model_bytes)
+        board_info = {**board.describe(), "server_log": str(board.log_path)}
+    else:
+        protocol = run.settings("protocol")
+        board_info = {"name": f"{protocol.get('host')}:{protocol.get('port')}", **protocol}
+        result = _run_on_server(run, wrapper, dataset, model_bytes, board_info["name"])
+    document = session_document(result, wrapper, dataset, args.split, compiled, run.class_path("runtime"),
+                                collect_provenance(run.spec), board_info)
     stats = document["performance"]["statistics"]
     overhead = document["protocol_overhead"]
-    print(f"{args.reportname}: accuracy {result.quality['accuracy']:.4f} on {result.quality['sample_count']} "
-          f"{args.split} samples; board median {stats['median'] * 1e3:.3f} ms, p99 {stats['p99'] * 1e3:.3f} ms; "
-          f"protocol overhead median {overhead['median_s'] * 1e6:.1f} us; "
-          f"session {document['session']['samples_per_second']:.0f} samples/s")
-    for warning in document["performance"]["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {path}")
+    finish_run(output, args.reportname, document,
+               f"{args.reportname}: accuracy {result.quality['accuracy']:.4f} on {result.quality['sample_count']} "
+               f"{args.split} samples; board median {stats['median'] * 1e3:.3f} ms, p99 {stats['p99'] * 1e3:.3f} ms; "
+               f"protocol overhead median {overhead['median_s'] * 1e6:.1f} us; "
+               f"session {document['session']['samples_per_second']:.0f} samples/s")
 
 
-def _run_on_server(args, classes, wrapper, dataset, model_bytes: bytes, board_name: str | None) -> SessionResult:
-    """The session with the server at --host/--port; errors name `board_name` when given."""
-    protocol = classes["protocolcls"].from_argparse(args)
+def _run_on_server(run: ScenarioRun, wrapper, dataset, model_bytes: bytes, board_name: str | None,
+                   address: tuple[str, int] | None = None) -> SessionResult:
+    """The session with the server at `address` (default: the protocol's host and port); errors name
+    `board_name` when given."""
+    extra = {"host": address[0], "port": address[1]} if address else {}
+    protocol = run.build("protocol", **extra)
+    args = run.options
     try:
         protocol.initialize_client()
         try:
@@ -316,26 +279,19 @@ def _run_on_server(args, classes, wrapper, dataset, model_bytes: bytes, board_na
         raise type(error)(f"board '{board_name}': {error}") from error
 
 
-def _run_on_local_board(args, classes, wrapper, dataset, model_bytes: bytes, output: Path, protocol_path: str,
-                        runtime_path: str, board_name: str) -> tuple[SessionResult, dict[str, Any]]:
-    from edge_ai_lib.boards.local import LocalBoard
-
-    log_path = args.server_log or output / f"{args.reportname}-server.log"
-    server_argv = (namespace_to_argv(classes["protocolcls"].form_argparse()[0], args, skip=("host", "port"))
-                   + namespace_to_argv(classes["runtimecls"].form_argparse()[0], args))
-    with LocalBoard(name=board_name, log_path=log_path) as local:
-        args.host, args.port = local.start_server(protocol_path, runtime_path, server_argv)
-        board_info = {"name": board_name, "type": "local", "architecture": local.architecture,
-                      "server_log": str(log_path)}
-        try:
-            return _run_on_server(args, classes, wrapper, dataset, model_bytes, None), board_info
-        except ProtocolError as error:
-            try:  # a server that is dying may close the connection a moment before it exits
-                local.process.wait(timeout=1.0)
-            except subprocess.TimeoutExpired:
-                raise type(error)(f"board '{board_name}': {error}") from error
-            raise BoardError(f"the server of board '{board_name}' died (exit status {local.process.returncode}) "
-                             f"{where_of(error)}; its log ({local.log_path}) ends with:\n{local.log_tail()}") from error
+def _run_on_board(run: ScenarioRun, board: Board, wrapper, dataset, model_bytes: bytes) -> SessionResult:
+    """Start the server on `board` with the protocol's and runtime's settings (as data), run the session."""
+    board.deploy()
+    address = board.start({role: {"class": run.class_path(role), "args": run.settings(role)}
+                           for role in ("protocol", "runtime")})
+    try:
+        return _run_on_server(run, wrapper, dataset, model_bytes, None, address)
+    except ProtocolError as error:
+        status = board.exit_status()
+        if status is None:
+            raise type(error)(f"board '{board.name}': {error}") from error
+        raise BoardError(f"the server of board '{board.name}' died (exit status {status}) {where_of(error)}; its "
+                         f"log ({board.log_path}) ends with:\n{board.log_tail()}") from error
 
 
 if __name__ == "__main__":

@@ -11,46 +11,40 @@ from pathlib import Path
 from typing import Sequence
 
 from edge_ai_lib.core.dataset import Dataset
-from edge_ai_lib.core.measurements import build_result, collect_provenance
 from edge_ai_lib.core.model import ModelWrapper
+from edge_ai_lib.core.provenance import collect_provenance
+from edge_ai_lib.core.results import build_result
 from edge_ai_lib.scenarios.cli import (
+    EVALUATION_OPTIONS,
     REPORT_POSITIONALS,
     ClassArgument,
-    add_evaluation_arguments,
-    check_evaluation_arguments,
+    check_evaluation_options,
     parse_scenario_arguments,
     run_scenario,
 )
-
-
-def _own_arguments(group) -> None:
-    add_evaluation_arguments(group, warmup=ModelWrapper.default_warmup)
+from edge_ai_lib.scenarios.outputs import finish_run
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args, classes = parse_scenario_arguments(
+    run = parse_scenario_arguments(
         __doc__.splitlines()[0],
-        [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)"),
-         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)"), *REPORT_POSITIONALS],
-        add_own=_own_arguments, argv=argv)
-    check_evaluation_arguments(args)
-    dataset = classes["datasetcls"].from_argparse(args)
-    wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=True)
+        [ClassArgument("model", ModelWrapper, "ModelWrapper class (dotted path)"),
+         ClassArgument("dataset", Dataset, "Dataset class (dotted path)"), *REPORT_POSITIONALS],
+        options=EVALUATION_OPTIONS, argv=argv)
+    args = run.options
+    check_evaluation_options(args)
+    dataset = run.build("dataset")
+    wrapper = run.build("model", dataset, True)
     quality, timing = wrapper.test_inference(split=args.split, warmup=args.warmup, max_samples=args.max_samples)
     described = dataset.describe(args.split)
     described["evaluated_sample_count"] = quality["sample_count"]
     document = build_result("inference_performance", wrapper.describe(), described, quality, timing,
-                            collect_provenance(vars(args)))
-    from edge_ai_lib.plots import write_run_outputs
-
-    path, plots = write_run_outputs(Path(args.output), args.reportname, document)
+                            collect_provenance(run.spec))
     stats = document["performance"]["statistics"]
-    print(f"{args.reportname}: accuracy {quality['accuracy']:.4f} on {quality['sample_count']} {args.split} samples; "
-          f"latency median {stats['median'] * 1e3:.3f} ms, p99 {stats['p99'] * 1e3:.3f} ms, "
-          f"{stats['samples_per_second']:.0f} samples/s")
-    for warning in document["performance"]["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {path} and {len(plots)} plots")
+    finish_run(Path(args.output), args.reportname, document,
+               f"{args.reportname}: accuracy {quality['accuracy']:.4f} on {quality['sample_count']} {args.split} "
+               f"samples; latency median {stats['median'] * 1e3:.3f} ms, p99 {stats['p99'] * 1e3:.3f} ms, "
+               f"{stats['samples_per_second']:.0f} samples/s")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,10 @@ import sys
 import threading
 from typing import Sequence
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.runtime import Runtime
 from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol
+from edge_ai_lib.core.serving import InferenceServer
 from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
 
 log = logging.getLogger("edge_ai_lib.scenarios.inference_server")
@@ -72,20 +74,20 @@ def return_large_buffers_to_the_system() -> None:
     mallopt(M_TRIM_THRESHOLD, 4 * LARGE_BUFFER_BYTES)
 
 
-def _own_arguments(group) -> None:
-    group.add_argument("--stop-with-fd", type=int, default=None, metavar="FD",
-                       help="Stop when this inherited file descriptor (a pipe from the process that started the "
-                            "server) reaches end of file, i.e. when that process dies")
+OPTIONS = (Argument("stop_with_fd", int, None,
+                    "Stop when this inherited file descriptor (a pipe from the process that started the server) "
+                    "reaches end of file, i.e. when that process dies"),)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args, classes = parse_scenario_arguments(
+    run = parse_scenario_arguments(
         __doc__.splitlines()[0],
-        [ClassArgument("protocolcls", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
-         ClassArgument("runtimecls", Runtime, "Runtime class (dotted path)")], add_own=_own_arguments, argv=argv)
+        [ClassArgument("protocol", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
+         ClassArgument("runtime", Runtime, "Runtime class (dotted path)")], options=OPTIONS, argv=argv)
+    args = run.options
     return_large_buffers_to_the_system()
-    protocol = classes["protocolcls"].from_argparse(args)
-    runtime = classes["runtimecls"].from_argparse(protocol, args)
+    protocol = run.build("protocol")
+    runtime = run.build("runtime")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -93,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         stop_with_fd(args.stop_with_fd, stop)
     protocol.initialize_server()
     print(f"listening on {protocol.host}:{protocol.port}", flush=True)
-    runtime.serve(stop)
+    InferenceServer(runtime, protocol).serve(stop)
     print("server stopped", flush=True)
 
 

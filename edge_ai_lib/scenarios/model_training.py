@@ -13,35 +13,40 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import ConfigurationError
 from edge_ai_lib.core.files import atomic_write_text, write_failure
-from edge_ai_lib.core.measurements import collect_provenance
 from edge_ai_lib.core.model import ModelWrapper
-from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
+from edge_ai_lib.core.provenance import collect_provenance
+from edge_ai_lib.scenarios.cli import (
+    ClassArgument,
+    parse_scenario_arguments,
+    run_scenario,
+)
 
-
-def _own_arguments(group) -> None:
-    group.add_argument("--logdir", type=Path, required=True,
-                       help="Directory of the training logs (TensorBoard events and training.json)")
-    group.add_argument("--batch-size", type=int, default=32, help="Training batch size (default: %(default)s)")
-    group.add_argument("--learning-rate", type=float, default=0.001, help="Learning rate (default: %(default)s)")
-    group.add_argument("--num-epochs", type=int, default=10, help="Number of epochs (default: %(default)s)")
+OPTIONS = (
+    Argument("logdir", Path, help="Directory of the training logs (TensorBoard events and training.json)"),
+    Argument("batch_size", int, 32, "Training batch size"),
+    Argument("learning_rate", float, 0.001, "Learning rate"),
+    Argument("num_epochs", int, 10, "Number of epochs"),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args, classes = parse_scenario_arguments(
+    run = parse_scenario_arguments(
         __doc__.splitlines()[0],
-        [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)"),
-         ClassArgument("datasetcls", Dataset, "Dataset class (dotted path)")],
-        add_own=_own_arguments, argv=argv)
+        [ClassArgument("model", ModelWrapper, "ModelWrapper class (dotted path)"),
+         ClassArgument("dataset", Dataset, "Dataset class (dotted path)")], options=OPTIONS, argv=argv)
+    args = run.options
     for name in ("batch_size", "num_epochs"):
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     if args.learning_rate <= 0:
         raise ConfigurationError(f"--learning-rate must be positive, got {args.learning_rate}")
-    dataset = classes["datasetcls"].from_argparse(args)
-    wrapper = classes["modelwrappercls"].from_argparse(dataset, args, from_file=False)
+    dataset = run.build("dataset")
+    wrapper = run.build("model", dataset, False)
+    args.logdir = Path(args.logdir)
     start = time.perf_counter()
     try:
         args.logdir.mkdir(parents=True, exist_ok=True)
@@ -53,13 +58,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise failure from error
         raise
     elapsed = time.perf_counter() - start
-    wrapper.save_model(args.model_path)
+    wrapper.save_model(wrapper.model_path)
     summary = {"model": wrapper.describe(), "dataset": dataset.describe("validation"),
                "training_seconds": elapsed, "history": history,
-               "provenance": collect_provenance(vars(args))}
+               "provenance": collect_provenance(run.spec)}
     atomic_write_text(args.logdir / "training.json", json.dumps(summary, indent=2) + "\n",
                       elsewhere="pass another --logdir")
-    print(f"saved {args.model_path}: validation accuracy {history['val_accuracy'][-1]:.4f} "
+    print(f"saved {wrapper.model_path}: validation accuracy {history['val_accuracy'][-1]:.4f} "
           f"after {args.num_epochs} epochs ({elapsed:.1f} s)")
 
 

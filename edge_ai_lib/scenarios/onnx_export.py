@@ -11,17 +11,20 @@ from typing import Sequence
 
 import numpy as np
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.errors import ConversionError
 from edge_ai_lib.core.model import ModelWrapper
-from edge_ai_lib.scenarios.cli import ClassArgument, parse_scenario_arguments, run_scenario
+from edge_ai_lib.scenarios.cli import (
+    ClassArgument,
+    parse_scenario_arguments,
+    run_scenario,
+)
 
-
-def _own_arguments(group) -> None:
-    group.add_argument("--onnx-path", type=Path, required=True, help="Where the ONNX model is written")
-    group.add_argument("--tolerance", type=float, default=1e-4,
-                       help="Largest absolute difference allowed between ONNX and framework outputs "
-                            "(default: %(default)s)")
-    group.add_argument("--no-check", action="store_true", help="Skip the parity check with onnxruntime")
+OPTIONS = (
+    Argument("onnx_path", Path, help="Where the ONNX model is written"),
+    Argument("tolerance", float, 1e-4, "Largest absolute difference allowed between ONNX and framework outputs"),
+    Argument("check", bool, True, "Check the parity of the export with onnxruntime"),
+)
 
 
 def onnx_parity(wrapper: ModelWrapper, onnx_path: Path, batch: int = 4, seed: int = 0) -> float:
@@ -37,13 +40,14 @@ def onnx_parity(wrapper: ModelWrapper, onnx_path: Path, batch: int = 4, seed: in
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    args, classes = parse_scenario_arguments(
-        __doc__.splitlines()[0],
-        [ClassArgument("modelwrappercls", ModelWrapper, "ModelWrapper class (dotted path)")],
-        add_own=_own_arguments, argv=argv)
-    wrapper = classes["modelwrappercls"].from_argparse(None, args, from_file=True)
+    run = parse_scenario_arguments(
+        __doc__.splitlines()[0], [ClassArgument("model", ModelWrapper, "ModelWrapper class (dotted path)")],
+        options=OPTIONS, argv=argv)
+    args = run.options
+    args.onnx_path = Path(args.onnx_path)
+    wrapper = run.build("model", None, True)
     wrapper.save_to_onnx(args.onnx_path)
-    if args.no_check:
+    if not args.check:
         print(f"wrote {args.onnx_path}")
         return
     difference = onnx_parity(wrapper, args.onnx_path)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.errors import ConfigurationError, ModelLoadError
 from edge_ai_lib.modelwrappers.frameworks.tensorflow import KerasModelWrapper
 
@@ -29,30 +29,26 @@ class TensorFlowPetDatasetMobileNetV2(KerasModelWrapper):
     BatchNorm momentum is lowered (0.9 by default) so that short trainings give usable
     inference-mode statistics.
 
-    Parameters
-    ----------
-    alpha : float
-        Width multiplier of MobileNetV2 (0.35, 0.5, 0.75, 1.0, 1.3, 1.4).
-    input_size : int | None
-        Side of the input images; None takes the dataset's image size.
-    weights : str
-        "none" or the path of a Keras weights file of the backbone (no top).
+    The input size defaults to the dataset's image size and must equal it when both are given.
     """
 
-    def __init__(self, model_path: Path, dataset, from_file: bool = True, alpha: float = 1.0,
-                 input_size: int | None = None, weights: str = "none", weights_sha256: str | None = None,
-                 batchnorm_momentum: float = 0.9, dropout: float = 0.2):
-        self.alpha = float(alpha)
-        dataset_size = getattr(dataset, "image_size", None)
-        if input_size is not None and dataset_size is not None and int(input_size) != dataset_size:
-            raise ConfigurationError(f"the model's --input-size {input_size} differs from the dataset's "
-                                     f"--image-size {dataset_size}: pass the same value to both")
-        self.input_size = int(input_size or dataset_size or 224)
-        self.weights = weights
-        self.weights_sha256 = weights_sha256
-        self.batchnorm_momentum = float(batchnorm_momentum)
-        self.dropout = float(dropout)
-        super().__init__(model_path, dataset, from_file)
+    arguments_title = "MobileNetV2 arguments"
+    arguments = (
+        Argument("alpha", float, 1.0, "Width multiplier of MobileNetV2 (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)"),
+        Argument("input_size", int, None, "Side of the input images (default: the dataset's image size)"),
+        Argument("weights", str, "none", "'none' (random start) or the path of a local backbone weights file"),
+        Argument("weights_sha256", str, None, "SHA-256 of the weights file"),
+        Argument("batchnorm_momentum", float, 0.9, "BatchNorm momentum"),
+        Argument("dropout", float, 0.2, "Dropout before the classification head"),
+    )
+
+    def prepare_model(self) -> None:
+        dataset_size = getattr(self.dataset, "image_size", None)
+        if self.input_size is not None and dataset_size is not None and self.input_size != dataset_size:
+            raise ConfigurationError(f"the model's input_size {self.input_size} differs from the dataset's "
+                                     f"image_size {dataset_size}: give both the same value")
+        self.input_size = int(self.input_size or dataset_size or 224)
+        super().prepare_model()
 
     def _check_weights(self) -> Path:
         path = Path(self.weights)
@@ -90,23 +86,3 @@ class TensorFlowPetDatasetMobileNetV2(KerasModelWrapper):
 
     def preprocess_input(self, inputs: np.ndarray) -> np.ndarray:
         return inputs * 2.0 - 1.0  # MobileNetV2 expects [-1, 1]
-
-    @classmethod
-    def form_argparse(cls):
-        parser, group = super().form_argparse()
-        group = parser.add_argument_group("MobileNetV2 arguments")
-        group.add_argument("--alpha", type=float, default=1.0, help="Width multiplier (default: %(default)s)")
-        group.add_argument("--input-size", type=int, default=None,
-                           help="Side of the input images (default: the dataset's --image-size)")
-        group.add_argument("--weights", default="none",
-                           help="'none' (random start) or the path of a local backbone weights file")
-        group.add_argument("--weights-sha256", default=None, help="SHA-256 of the --weights file")
-        group.add_argument("--batchnorm-momentum", type=float, default=0.9,
-                           help="BatchNorm momentum (default: %(default)s)")
-        return parser, group
-
-    @classmethod
-    def from_argparse(cls, dataset, args: argparse.Namespace, from_file: bool = True):
-        return cls(args.model_path, dataset, from_file=from_file, alpha=args.alpha, input_size=args.input_size,
-                   weights=args.weights, weights_sha256=args.weights_sha256,
-                   batchnorm_momentum=args.batchnorm_momentum)

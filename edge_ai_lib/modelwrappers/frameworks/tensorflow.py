@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -123,7 +122,3 @@ class KerasModelWrapper(ModelWrapper):
             "val_loss": [float(v) for v in history.history["val_loss"]],
             "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
         }
-
-    @classmethod
-    def from_argparse(cls, dataset, args: argparse.Namespace, from_file: bool = True) -> "KerasModelWrapper":
-        return cls(args.model_path, dataset, from_file=from_file)
