@@ -31,9 +31,11 @@ test-fast: install
 clean:
 	rm -rf results build .pytest_cache .hypothesis
 
-# Benchmarks of the protocol and the board timing (prints a table, writes results/bench/*.json).
+# Benchmarks of the protocol and the board timing: fidelity, upload, and the session's two paths against the
+# floor measured in the same run (prints tables with targets met/missed, writes results/bench/*.json).
 bench: install
 	$(PY) bench/run_bench.py
+	$(PY) bench/session_paths.py
 
 # Structure-aware fuzzing of the inference server (a subprocess, 127.0.0.1 only): prints frames by type and
 # outcome, deaths, hangs and memory growth; fails on any death or hang (bench/fuzz.py --help for options).

@@ -15,7 +15,7 @@ if not workflow.overwrite_configfiles:
 
 
 # The schema, then the class paths and their arguments: a mistake stops here, one line per problem.
-check_config("workflow/schemas/config.schema.yaml")
+check_config(CONFIG_SCHEMA)
 
 
 include: "rules/datasets.smk"
@@ -28,4 +28,4 @@ include: "rules/report.smk"
 
 rule all:
     input:
-        "results/report.html",
+        rules.render_report.output,

@@ -54,9 +54,9 @@ HOST = "127.0.0.1"  # the only address this program ever talks to
 MAGIC = b"EAIT"
 HEAD = struct.Struct(">4sBBHQI")  # magic, version, type, flags, payload length, payload CRC
 HEADER_SIZE = HEAD.size + 4
-OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS = range(7)
+OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS, INFER = range(8)
 UNKNOWN = -1  # stands for "any type the protocol does not define" when generating
-TYPE_NAMES = ("OK", "ERROR", "DATA", "MODEL", "PROCESS", "OUTPUT", "STATS")
+TYPE_NAMES = ("OK", "ERROR", "DATA", "MODEL", "PROCESS", "OUTPUT", "STATS", "INFER")
 LABELS = TYPE_NAMES + ("UNKNOWN",)
 
 # -- what the server may answer a frame with -----------------------------------------------------------
@@ -529,8 +529,8 @@ class Generator:
         The server's --max-payload (lengths just over it are generated).
     """
 
-    ANY = (OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS, UNKNOWN)
-    ANY_WEIGHTS = (1, 1, 4, 1, 4, 3, 2, 1)
+    ANY = (OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS, INFER, UNKNOWN)
+    ANY_WEIGHTS = (1, 1, 4, 1, 4, 3, 2, 3, 1)
 
     def __init__(self, rng: random.Random, model: bytes, other_model: bytes, max_payload: int = MAX_PAYLOAD):
         self.rng = rng
@@ -551,7 +551,7 @@ class Generator:
         if message_type == UNKNOWN:
             return self.unknown_type()
         payload = b""
-        if message_type == DATA:
+        if message_type in (DATA, INFER):
             payload = self.rng.choice(self.data_payloads)
         elif message_type == MODEL:
             payload = self.model
@@ -559,21 +559,21 @@ class Generator:
 
     def unknown_type(self) -> Frame:
         """A well-formed frame of a type the protocol does not define (the server must stay in step)."""
-        message_type = self.rng.randrange(7, 256)
+        message_type = self.rng.randrange(8, 256)
         payload = self.rng.randbytes(self.rng.choice((0, 1, 16, 300)))
         return Frame(frame(message_type, payload), message_type, "unknown_type", len(payload))
 
     def _resync_table(self) -> list[tuple[str, tuple[int, ...], int, Callable[[int], Frame]]]:
         """(name, types it applies to, weight, builder) of the mutations after which the stream stays in step."""
-        any_type = (OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS)
+        any_type = (OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS, INFER)
         return [
             ("flags", any_type, 3, self.m_flags),
             ("payload_crc", any_type, 4, self.m_payload_crc),
             ("unknown_type", any_type, 3, lambda t: self.unknown_type()),
             ("client_sends_ok_or_error", any_type, 1, self.m_client_type),
             ("payload_on_empty_request", (PROCESS, OUTPUT, STATS), 3, self.m_payload_on_empty),
-            ("empty_payload", (DATA, MODEL), 2, lambda t: Frame(frame(t), t, "empty_payload", 0)),
-            ("one_byte_payload", (DATA, MODEL), 2, self.m_one_byte),
+            ("empty_payload", (DATA, MODEL, INFER), 2, lambda t: Frame(frame(t), t, "empty_payload", 0)),
+            ("one_byte_payload", (DATA, MODEL, INFER), 2, self.m_one_byte),
             ("tensors", (DATA,), 30, self.m_tensors),
             ("model", (MODEL,), 12, self.m_model),
             ("big", (DATA, MODEL), 1, self.m_big),
@@ -716,7 +716,7 @@ class Generator:
     def terminal(self, message_type: int) -> Frame:
         """A frame after which the server must close (header problems) or is out of step (short length)."""
         rng = self.rng
-        t = message_type if message_type != UNKNOWN else rng.randrange(7, 256)
+        t = message_type if message_type != UNKNOWN else rng.randrange(8, 256)
         payload = self.base_payload(t) if t in (DATA, MODEL) else rng.randbytes(rng.choice((0, 3, 50)))
         crc = zlib.crc32(payload) if payload else 0
         name = rng.choice(("bad_magic", "bad_version", "bad_header_crc", "length_over", "length_huge", "garbage",
@@ -756,7 +756,9 @@ class Generator:
     def _next_in_session(self, previous: int) -> int:
         if previous == OUTPUT:
             return self.rng.choice((DATA, DATA, STATS))
-        return {MODEL: DATA, DATA: PROCESS, PROCESS: OUTPUT, STATS: DATA}.get(previous, DATA)
+        if previous in (MODEL, INFER):
+            return self.rng.choice((DATA, INFER, INFER, STATS))
+        return {DATA: PROCESS, PROCESS: OUTPUT, STATS: DATA}.get(previous, DATA)
 
     def _pick_any(self) -> int:
         return self.rng.choices(self.ANY, self.ANY_WEIGHTS)[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -195,13 +195,20 @@ def plot_run(document: dict, report_dir: Path, report_name: str) -> list[Path]:
     return [save_figure(draw(), path) for path, draw in _run_figures(document, Path(report_dir), report_name)]
 
 
-def write_run_outputs(output_dir: Path, name: str, document: dict) -> tuple[Path, list[Path]]:
-    """Write a run's plots, then its result JSON `output_dir/name.json`, as one step.
+def write_run_outputs(output_dir: Path, name: str, document: dict,
+                      arrays: Mapping[str, np.ndarray] | None = None) -> tuple[Path, list[Path]]:
+    """Write a run's plots and arrays, then its result JSON `output_dir/name.json`, as one step.
 
     The result file is what the workflow (and a reader) takes as proof that the run succeeded, so it
-    appears last, only once every plot is in place. Everything is drawn into temporaries first: on
-    any failure (schema, full disk, Ctrl-C) none of this run's files is left and the previous run's
-    files stay as they were. Returns the result's path and the plots' paths.
+    appears last, only once every plot and array is in place. Everything is written into temporaries
+    first: on any failure (schema, full disk, Ctrl-C) none of this run's files is left and the
+    previous run's files stay as they were. Returns the result's path and the plots' paths.
+
+    Parameters
+    ----------
+    arrays : Mapping[str, np.ndarray] | None
+        Arrays to keep beside the result, by file name in `output_dir` (e.g. "NAME-outputs.npy"),
+        written with `numpy.save` (no pickles).
 
     Raises
     ------
@@ -215,9 +222,14 @@ def write_run_outputs(output_dir: Path, name: str, document: dict) -> tuple[Path
     figures = _run_figures(document, output_dir, name)
     result_path = output_dir / f"{name}.json"
     plot_paths = [path for path, _ in figures]
-    with atomic_outputs([*plot_paths, result_path]) as temporaries:
+    arrays = dict(arrays or {})
+    array_paths = [output_dir / file_name for file_name in arrays]
+    with atomic_outputs([*plot_paths, *array_paths, result_path]) as temporaries:
         for temporary, (_, draw) in zip(temporaries, figures):
             _write_png(draw(), temporary)
+        for temporary, array in zip(temporaries[len(figures):], arrays.values()):
+            with open(temporary, "wb") as handle:
+                np.save(handle, np.asarray(array), allow_pickle=False)
         with open(temporaries[-1], "w", encoding="utf-8") as handle:
             handle.write(result_text(document))
     return result_path, plot_paths

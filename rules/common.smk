@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,15 +22,14 @@ from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import ClassPathError, ConfigurationError
 from edge_ai_lib.core.runtime import Runtime
+from edge_ai_lib.modelwrappers.frameworks import FRAMEWORKS
 
-PYTHON = sys.executable
 DEFAULT_CONFIG = "config/config.yaml"
+CONFIG_SCHEMA = "workflow/schemas/config.schema.yaml"
 HOST_ARCHITECTURE = platform.machine()
-MODEL_EXTENSIONS = {"keras": "keras", "pytorch": "pt"}
-FRAMEWORK_MODULES = {
-    "keras": "edge_ai_lib.modelwrappers.frameworks.tensorflow",
-    "pytorch": "edge_ai_lib.modelwrappers.frameworks.pytorch",
-}
+# The interpreter a job runs, by name: the one running Snakemake comes first on the PATH (below), so
+# its location is in no job's command or params, and a virtual environment elsewhere reruns nothing.
+PYTHON = "python3"
 # Options the rules set themselves, per role of a class: a config key for one of them is refused.
 SET_BY_THE_WORKFLOW = {
     "dataset": {"dataset_root", "download_dataset"},
@@ -38,6 +38,22 @@ SET_BY_THE_WORKFLOW = {
     "runtime": {"save_model_path"},
     "board": {"board_name", "architecture", "lock_timeout"},
 }
+# Runtime arguments whose list is a sweep: one benchmark per value, each checked as the runtime would.
+SWEPT = {"num_threads"}
+
+
+def put_this_interpreter_first_on_the_path():
+    """Jobs run `python3 -m edge_ai_lib.scenarios...`: make that the Python that runs Snakemake."""
+    directory = os.path.dirname(sys.executable)
+    if shutil.which(PYTHON, path=directory) is None:
+        sys.exit(
+            f"{directory} holds no {PYTHON} beside {sys.executable}, so the jobs could not run this "
+            "Python: run Snakemake from the virtual (or conda) environment where edge_ai_lib is installed"
+        )
+    os.environ.update(PATH=os.pathsep.join([directory, os.environ.get("PATH", "")]))
+
+
+put_this_interpreter_first_on_the_path()
 
 
 # -- the config: loading and checks -------------------------------------------------------------
@@ -172,7 +188,7 @@ def argument_problems(keys, arguments, cls, role):
     declared = cls.declared_arguments()
     known = [name for name in sorted(declared) if name not in reserved]
     problems = []
-    for key, value in (arguments or {}).items():
+    for key, value in arguments.items():
         if key in reserved:
             problems.append(
                 ([*keys, key], "set by the workflow itself for every job: remove it")
@@ -188,8 +204,10 @@ def argument_problems(keys, arguments, cls, role):
                 )
             )
         else:
+            swept = key in SWEPT and isinstance(value, list)
             try:
-                declared[key].convert(value, cls.__name__)
+                for one in value if swept else [value]:
+                    declared[key].convert(one, cls.__name__)
             except ConfigurationError as error:
                 problems.append(([*keys, key], str(error)))
     return problems
@@ -203,27 +221,27 @@ def class_problems():
     found (their arguments are checked by the scenarios, which refuse unknown options).
     """
     problems = []
-    for name, dataset in config["datasets"].items():
+    for name, dataset in entries("datasets"):
         cls = loaded_class(
             ["datasets", name, "class"], dataset["class"], Dataset, problems
         )
         if cls is not None:
             problems += argument_problems(
-                ["datasets", name, "args"], dataset.get("args"), cls, "dataset"
+                ["datasets", name, "args"], dataset["args"], cls, "dataset"
             )
-    for name, model in config["models"].items():
+    for name, model in entries("models"):
         try:
             find_class_source(model["wrapper"])
         except ClassPathError as error:
             problems.append((["models", name, "wrapper"], str(error)))
     runtimes = {}
-    for name, compiler in config["compilers"].items():
+    for name, compiler in entries("compilers"):
         cls = loaded_class(
             ["compilers", name, "class"], compiler["class"], ModelCompiler, problems
         )
         if cls is not None:
             problems += argument_problems(
-                ["compilers", name, "args"], compiler.get("args"), cls, "compiler"
+                ["compilers", name, "args"], compiler["args"], cls, "compiler"
             )
         runtime = loaded_class(
             ["compilers", name, "runtime"], compiler["runtime"], Runtime, problems
@@ -232,17 +250,17 @@ def class_problems():
             runtimes.setdefault(architecture(compiler["target"]), {})[
                 runtime.__name__
             ] = runtime
-    for name, board in config["boards"].items():
+    for name, board in entries("boards"):
         cls = loaded_class(["boards", name, "class"], board["class"], Board, problems)
         if cls is not None:
             problems += argument_problems(
-                ["boards", name, "args"], board.get("args"), cls, "board"
+                ["boards", name, "args"], board["args"], cls, "board"
             )
         served = runtimes.get(architecture(board["architecture"]), {})
         for runtime in sorted(served.values(), key=lambda cls: cls.__name__):
             problems += argument_problems(
                 ["boards", name, "runtime_args"],
-                board.get("runtime_args"),
+                board["runtime_args"],
                 runtime,
                 "runtime",
             )
@@ -256,26 +274,34 @@ def class_problems():
 def matrix_problems():
     """Cross-checks the schema cannot express; each names the key and the fix."""
     problems = []
-    for name, model in config["models"].items():
-        if model["dataset"] not in config["datasets"]:
+    for name, model in entries("models"):
+        if model["framework"] not in FRAMEWORKS:
+            problems.append(
+                (
+                    ["models", name, "framework"],
+                    f"'{model['framework']}' is not a framework of edge_ai_lib: use one of "
+                    f"{', '.join(FRAMEWORKS)}",
+                )
+            )
+        if model["dataset"] not in names("datasets"):
             problems.append(
                 (
                     ["models", name, "dataset"],
                     f"'{model['dataset']}' is not a key of datasets: "
-                    f"use one of {', '.join(config['datasets'])}",
+                    f"use one of {', '.join(names('datasets'))}",
                 )
             )
-    for name, compiler in config["compilers"].items():
-        for excluded in compiler.get("exclude_models", []):
-            if excluded not in config["models"]:
+    for name, compiler in entries("compilers"):
+        for excluded in compiler["exclude_models"]:
+            if excluded not in names("models"):
                 problems.append(
                     (
                         ["compilers", name, "exclude_models"],
                         f"'{excluded}' is not a key of models",
                     )
                 )
-    targets = {architecture(c["target"]) for c in config["compilers"].values()}
-    for name, board in config["boards"].items():
+    targets = {architecture(c["target"]) for _, c in entries("compilers")}
+    for name, board in entries("boards"):
         if architecture(board["architecture"]) not in targets:
             problems.append(
                 (
@@ -287,26 +313,32 @@ def matrix_problems():
     return problems
 
 
-# -- the matrix ---------------------------------------------------------------------------------
-def architecture(name):
-    return HOST_ARCHITECTURE if name == "host" else name
+# -- the config, read through one accessor -------------------------------------------------------
+OPTIONAL_KEYS = {
+    "datasets": {"args": {}},
+    "models": {"args": {}},
+    "compilers": {"args": {}, "exclude_models": []},
+    "boards": {"args": {}, "runtime_args": {}},
+}
 
 
-def planned_runs():
-    """(model, compiler, board) of every benchmark: compilers that keep the model, boards they target."""
-    return [
-        (model, compiler, board)
-        for model in config["models"]
-        for compiler, settings in config["compilers"].items()
-        if model not in settings.get("exclude_models", [])
-        for board, board_settings in config["boards"].items()
-        if architecture(settings["target"])
-        == architecture(board_settings["architecture"])
-    ]
+def entry(section, name):
+    """One entry of the config (`entry("models", "keras-cnn")`), its optional keys filled in.
+
+    Rules, input functions and checks read the config through this and `names`, `entries`,
+    `benchmark_settings` and `thread_counts` only.
+    """
+    return {**OPTIONAL_KEYS[section], **config[section][name]}
 
 
-def benchmark_results():
-    return [f"results/benchmarks/{m}/{c}/{b}.json" for m, c, b in planned_runs()]
+def names(section):
+    """The keys of a section, in the config's order."""
+    return list(config[section])
+
+
+def entries(section):
+    """(name, entry) of every entry of a section, in the config's order."""
+    return [(name, entry(section, name)) for name in names(section)]
 
 
 def benchmark_settings():
@@ -316,6 +348,126 @@ def benchmark_settings():
         "board_lock_timeout": 600,
         **config.get("benchmark", {}),
     }
+
+
+def thread_counts(board):
+    """The runtime thread counts a board is benchmarked with: a list is a sweep; 1 unless configured."""
+    threads = entry("boards", board)["runtime_args"].get("num_threads", 1)
+    return threads if isinstance(threads, list) else [threads]
+
+
+def framework(model):
+    return FRAMEWORKS[entry("models", model)["framework"]]
+
+
+def compiler_class(compiler):
+    """Compiler classes import their frameworks inside their methods: loading one here is cheap."""
+    return load_class(entry("compilers", compiler)["class"])
+
+
+# -- the matrix ---------------------------------------------------------------------------------
+def architecture(name):
+    return HOST_ARCHITECTURE if name == "host" else name
+
+
+def planned_runs():
+    """(model, compiler, board, threads) of every benchmark: compilers that keep the model, boards they
+    target, and each thread count of the board."""
+    return [
+        (model, compiler, board, threads)
+        for model, _ in entries("models")
+        for compiler, settings in entries("compilers")
+        if model not in settings["exclude_models"]
+        for board, board_settings in entries("boards")
+        if architecture(settings["target"])
+        == architecture(board_settings["architecture"])
+        for threads in thread_counts(board)
+    ]
+
+
+# -- every file the workflow makes, named once: rules take these as outputs, input functions fill them
+PATHS = {
+    "dataset": "results/datasets/{dataset}",
+    "dataset_summary": "results/datasets/{dataset}/summary.json",
+    "model": "results/models/{model}/model.{extension}",
+    "training_logs": "results/models/{model}/logs-{extension}",
+    "training_summary": "results/models/{model}/logs-{extension}/training.json",
+    "onnx": "results/models/{model}/model.onnx",
+    "compiled": "results/compiled/{model}/{compiler}/model.{suffix}",
+    "benchmark": "results/benchmarks/{model}/{compiler}/{board}-t{num_threads}.json",
+    "received_model": "results/boards/{board}/received-model.{suffix}",
+}
+# Names in paths are config keys (the schema's pattern); the thread count is a positive integer.
+NAME = yaml.safe_load(Path(workflow.basedir, CONFIG_SCHEMA).read_text())["definitions"][
+    "key"
+]["pattern"].strip("^$")
+
+
+wildcard_constraints:
+    dataset=NAME,
+    model=NAME,
+    compiler=NAME,
+    board=NAME,
+    num_threads="[1-9][0-9]*",
+    extension="|".join(sorted(f.model_extension for f in FRAMEWORKS.values())),
+
+
+def dataset_of(model):
+    return entry("models", model)["dataset"]
+
+
+def dataset_root(dataset):
+    return PATHS["dataset"].format(dataset=dataset)
+
+
+def dataset_summary(model):
+    return PATHS["dataset_summary"].format(dataset=dataset_of(model))
+
+
+def model_file(model):
+    return PATHS["model"].format(
+        model=model, extension=framework(model).model_extension
+    )
+
+
+def training_logs(model):
+    return PATHS["training_logs"].format(
+        model=model, extension=framework(model).model_extension
+    )
+
+
+def onnx_file(model):
+    return PATHS["onnx"].format(model=model)
+
+
+def compiled_suffix(compiler):
+    return compiler_class(compiler).compiled_suffix.lstrip(".")
+
+
+def compiled_file(model, compiler):
+    return PATHS["compiled"].format(
+        model=model, compiler=compiler, suffix=compiled_suffix(compiler)
+    )
+
+
+def compiler_source(model, compiler):
+    """The model's own file when the compiler reads its framework, else its ONNX export."""
+    if (
+        entry("models", model)["framework"]
+        in compiler_class(compiler).accepted_frameworks
+    ):
+        return model_file(model)
+    return onnx_file(model)
+
+
+def benchmark_result(model, compiler, board, threads):
+    return PATHS["benchmark"].format(
+        model=model, compiler=compiler, board=board, num_threads=threads
+    )
+
+
+def benchmark_results():
+    return [benchmark_result(*run) for run in planned_runs()]
 
 
 # -- settings as data: each job gets its classes and their arguments as one JSON spec ---------------
@@ -328,46 +480,46 @@ def part(cls, arguments=None, **workflow_arguments):
 
 
 def dataset_part(dataset):
-    settings = config["datasets"][dataset]
+    settings = entry("datasets", dataset)
     return part(
         settings["class"],
-        settings.get("args"),
-        dataset_root=f"results/datasets/{dataset}",
+        settings["args"],
+        dataset_root=dataset_root(dataset),
         download_dataset=False,
     )
 
 
-def model_part(model, model_path):
-    settings = config["models"][model]
-    return part(settings["wrapper"], settings.get("args"), model_path=str(model_path))
+def model_part(model):
+    settings = entry("models", model)
+    return part(settings["wrapper"], settings["args"], model_path=model_file(model))
 
 
-def compiler_part(compiler, compiled_model_path):
-    settings = config["compilers"][compiler]
+def compiler_part(model, compiler):
+    settings = entry("compilers", compiler)
     return part(
         settings["class"],
-        settings.get("args"),
-        compiled_model_path=str(compiled_model_path),
+        settings["args"],
+        compiled_model_path=compiled_file(model, compiler),
     )
 
 
 def runtime_part(compiler, board, threads):
-    """The runtime's arguments: the board's runtime_args; a local board's thread count is the job's."""
-    arguments = dict(config["boards"][board].get("runtime_args") or {})
-    if is_local_board(board):
-        arguments.setdefault("num_threads", threads)
+    """The runtime's arguments: the board's runtime_args, with one of its thread counts."""
     return part(
-        config["compilers"][compiler]["runtime"],
-        arguments,
-        save_model_path=f"results/boards/{board}/received-model.{compiled_suffix(compiler)}",
+        entry("compilers", compiler)["runtime"],
+        entry("boards", board)["runtime_args"],
+        num_threads=threads,
+        save_model_path=PATHS["received_model"].format(
+            board=board, suffix=compiled_suffix(compiler)
+        ),
     )
 
 
 def board_part(board):
-    settings = config["boards"][board]
+    settings = entry("boards", board)
     return part(
         settings["class"],
-        settings.get("args"),
+        settings["args"],
         board_name=board,
         architecture=architecture(settings["architecture"]),
         lock_timeout=benchmark_settings()["board_lock_timeout"],
@@ -379,72 +531,103 @@ def spec(**parts):
     return json.dumps(parts, sort_keys=True)
 
 
-def is_local_board(board):
-    from edge_ai_lib.boards.local import LocalBoard
+def scenario_command(scenario, redirect="> {log:q} 2>&1"):
+    """A job's shell command: its scenario replaces the shell (exec), so a signal to the job reaches it."""
+    return f"exec {PYTHON} -m edge_ai_lib.scenarios.{scenario} --spec {{params.spec:q}} {redirect}"
 
-    return issubclass(load_class(config["boards"][board]["class"]), LocalBoard)
+
+# -- the specs of the rules: functions of the wildcards only (Snakemake records params of nothing else)
+def dataset_spec(wildcards):
+    return spec(dataset=dataset_part(wildcards.dataset))
 
 
-# -- inputs and parameters ----------------------------------------------------------------------
+def training_spec(wildcards):
+    model = wildcards.model
+    return spec(
+        model=model_part(model),
+        dataset=dataset_part(dataset_of(model)),
+        options={**entry("models", model)["training"], "logdir": training_logs(model)},
+    )
+
+
+def export_spec(wildcards):
+    return spec(
+        model=model_part(wildcards.model),
+        options={"onnx_path": onnx_file(wildcards.model)},
+    )
+
+
+def compilation_spec(wildcards):
+    model, compiler = wildcards.model, wildcards.compiler
+    return spec(
+        model=model_part(model),
+        compiler=compiler_part(model, compiler),
+        dataset=dataset_part(dataset_of(model)),
+        options={"source_model": compiler_source(model, compiler)},
+    )
+
+
+def benchmark_spec(wildcards):
+    """The client's run: the runtime's thread count is the result path's, never Snakemake's threads."""
+    model, compiler, board = wildcards.model, wildcards.compiler, wildcards.board
+    threads = int(wildcards.num_threads)
+    result = Path(benchmark_result(model, compiler, board, threads))
+    return spec(
+        model=model_part(model),
+        compiler=compiler_part(model, compiler),
+        protocol=part(PROTOCOL),
+        runtime=runtime_part(compiler, board, threads),
+        dataset=dataset_part(dataset_of(model)),
+        board=board_part(board),
+        options={
+            "output": str(result.parent),
+            "reportname": result.stem,
+            "skip_compilation": True,
+            "warmup": benchmark_settings()["warmup"],
+            "max_samples": benchmark_settings()["max_samples"],
+            "run": {
+                "model": model,
+                "compiler": compiler,
+                "board": board,
+                "threads": threads,
+            },
+        },
+    )
+
+
+# -- inputs, sources and resources ----------------------------------------------------------------
 def file_hash(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def model_source_hash(model):
+def model_source_hash(wildcards):
     """Content hashes of the model's own source and of its framework module: an edit reruns the model."""
-    settings = config["models"][model]
+    model = wildcards.model
     return {
-        "wrapper": file_hash(find_class_source(settings["wrapper"])),
-        "framework": file_hash(
-            find_module_source(FRAMEWORK_MODULES[settings["framework"]])
-        ),
+        "wrapper": file_hash(find_class_source(entry("models", model)["wrapper"])),
+        "framework": file_hash(find_module_source(framework(model).module)),
     }
 
 
-def dataset_of(model):
-    return config["models"][model]["dataset"]
+def is_local_board(board):
+    from edge_ai_lib.boards.local import LocalBoard
 
-
-def dataset_summary(model):
-    return f"results/datasets/{dataset_of(model)}/summary.json"
-
-
-def model_file(model):
-    return f"results/models/{model}/model.{MODEL_EXTENSIONS[config['models'][model]['framework']]}"
-
-
-def onnx_file(model):
-    return f"results/models/{model}/model.onnx"
-
-
-def compiled_suffix(compiler):
-    return load_class(config["compilers"][compiler]["class"]).compiled_suffix.lstrip(
-        "."
-    )
-
-
-def compiled_file(model, compiler):
-    return f"results/compiled/{model}/{compiler}/model.{compiled_suffix(compiler)}"
-
-
-def compiler_source(model, compiler):
-    """The model's own file when the compiler reads its framework, else its ONNX export."""
-    if config["models"][model]["framework"] in config["compilers"][compiler]["reads"]:
-        return model_file(model)
-    return onnx_file(model)
+    return issubclass(load_class(entry("boards", board)["class"]), LocalBoard)
 
 
 def board_resources():
     """One exclusive resource per board: a job takes 1 of its own board's and 0 of the others'."""
-    for name in config["boards"]:
+    for name in names("boards"):
         if f"board_{name}" not in workflow.global_resources:
             workflow.register_resource(f"board_{name}", 1)
     return {
         f"board_{name}": (lambda wildcards, name=name: int(wildcards.board == name))
-        for name in config["boards"]
+        for name in names("boards")
     }
 
 
 def benchmark_threads(wildcards):
-    """The local board is this host: its benchmarks take every core, so nothing runs beside them."""
+    """Cores a benchmark keeps for itself, for scheduling only (the runtime's threads are the config's):
+    the local board is this host, so its benchmarks take every core and nothing runs beside them.
+    """
     return workflow.cores if is_local_board(wildcards.board) else 1

@@ -1,13 +1,9 @@
 rule prepare_dataset:
     output:
-        "results/datasets/{dataset}/summary.json",
+        PATHS["dataset_summary"],
     log:
         "results/logs/prepare_dataset/{dataset}.log",
-    conda:
-        "../workflow/envs/edge-ai.yaml"
     params:
-        python=PYTHON,
-        spec=lambda wildcards: spec(dataset=dataset_part(wildcards.dataset)),
+        spec=dataset_spec,
     shell:
-        "exec {params.python:q} -m edge_ai_lib.scenarios.dataset_preparation --spec {params.spec:q} "
-        "> {output:q} 2> {log:q}"
+        scenario_command("dataset_preparation", redirect="> {output:q} 2> {log:q}")

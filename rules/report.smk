@@ -2,13 +2,11 @@ rule render_report:
     input:
         benchmark_results(),
     output:
-        "results/report.html",
+        html="results/report.html",
+        summary_json="results/summary.json",
+        summary_csv="results/summary.csv",
     log:
         "results/logs/render_report.log",
-    conda:
-        "../workflow/envs/edge-ai.yaml"
-    params:
-        python=PYTHON,
     shell:
-        "exec {params.python:q} -m edge_ai_lib.scenarios.render_report {output:q} {input:q} "
-        "> {log:q} 2>&1"
+        f"exec {PYTHON} -m edge_ai_lib.scenarios.render_report {{output.html:q}} {{input:q}} "
+        "--summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1"

@@ -107,3 +107,42 @@ def one_batch(session: ClientSession, model: bytes, features: int = 4) -> np.nda
     stats = session.download_statistics()
     assert len(stats["inference_s"]) == 1
     return outputs
+
+
+class MemoryBoard:
+    """An ONNX Runtime board serving over the in-process transport in a background thread.
+
+    `seed_only` makes it answer MODEL with the seed's fields alone, as a board written from the first
+    protocol description would (no thread count, provenance or list of requests: the seed's path).
+    """
+
+    SEED_FIELDS = ("load_time_s", "model_size_bytes", "runtime")
+
+    def __init__(self, directory: Path, resource_interval: float = 0.0, num_threads: int | None = None,
+                 seed_only: bool = False):
+        from edge_ai_lib.core.serving import InferenceServer
+        from edge_ai_lib.runtimeprotocols.memory import MemoryProtocol
+
+        self.transport = MemoryProtocol()
+        self.model_path = directory / "board-model.onnx"
+        self.server = InferenceServer(ONNXRuntime(self.model_path, num_threads=num_threads), self.transport,
+                                      resource_interval=resource_interval)
+        if seed_only:
+            load = self.server.load
+            self.server.load = lambda model: {k: v for k, v in load(model).items() if k in self.SEED_FIELDS}
+        self.transport.initialize_server()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
+        self.thread.start()
+
+    def client(self):
+        from edge_ai_lib.runtimeprotocols.memory import MemoryProtocol
+
+        client = MemoryProtocol(self.transport, timeout=10)
+        client.initialize_client()
+        return client
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
+        assert not self.thread.is_alive()

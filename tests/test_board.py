@@ -178,6 +178,11 @@ def test_seed_commands_server_and_client_processes(trained_keras_digits, digits,
     assert len(document["protocol_overhead"]["samples_s"]) == 360
     assert document["compiled_model"]["load_time_s"] > 0
     assert (tmp_path / "report" / "digits-int8-inference-time.png").is_file()
+    # A hand run without --run: the board is named by its address, the threads by what the runtime used.
+    assert document["run"]["model"] is None and document["run"]["compiler"] is None
+    assert document["run"]["board"] == f"127.0.0.1:{port}"
+    assert document["run"]["threads"] == 1 and document["run"]["threads_reported_by_board"]
+    assert document["board_provenance"]["packages"]["ai-edge-litert"]
 
 
 def test_client_with_the_local_board_keeps_the_server_log(trained_torch_digits, digits, tmp_path):
@@ -189,7 +194,8 @@ def test_client_with_the_local_board_keeps_the_server_log(trained_torch_digits, 
         "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler", PROTOCOL, ORT, DIGITS, tmp_path / "report", "ort",
         "--model-path", wrapper.model_path, "--compiled-model-path", tmp_path / "ort.onnx",
         "--save-model-path", tmp_path / "board.onnx", "--dataset-root", digits.root, "--board", "edge_ai_lib.boards.local.LocalBoard",
-        "--num-threads", "1", "--max-samples", "100", "--warmup", "3")
+        "--num-threads", "1", "--max-samples", "100", "--warmup", "3",
+        "--run", json.dumps({"model": "torch-cnn", "compiler": "onnxruntime", "board": "local", "threads": 1}))
     assert client.returncode == 0, client.stderr[-3000:]
     document = json.loads((tmp_path / "report" / "ort.json").read_text())
     assert document["board"]["name"] == "local"
@@ -198,3 +204,31 @@ def test_client_with_the_local_board_keeps_the_server_log(trained_torch_digits, 
     assert document["performance"]["warmup"]["count"] == 3
     assert "connected" in (tmp_path / "report" / "ort-server.log").read_text()
     assert time.monotonic() - start < 120
+
+    run = document["run"]
+    assert {k: run[k] for k in ("model", "compiler", "board", "threads")} == {
+        "model": "torch-cnn", "compiler": "onnxruntime", "board": "local", "threads": 1}
+    assert run["settings"]["compiler"]["class"] == "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler"
+    assert run["settings"]["board"]["class"] == "edge_ai_lib.boards.local.LocalBoard"
+    assert run["settings"]["runtime"]["args"]["num_threads"] == 1
+    board = document["board_provenance"]
+    assert board["packages"]["onnxruntime"] and board["cpu_count_logical"] >= 1 and board["python"]
+    assert "cpu_governor" in board
+
+    outputs = np.load(tmp_path / "report" / "ort-outputs.npy")
+    assert document["outcomes"]["outputs_file"] == "ort-outputs.npy" and outputs.shape == (100, 10)
+    assert document["outcomes"]["predicted_class"] == outputs.argmax(axis=1).tolist()
+    assert document["outcomes"]["true_class"] == digits.get_split_arrays("validation")[1][:100].tolist()
+    reference = wrapper.predict(digits.get_split_arrays("validation")[0][:100])
+    np.testing.assert_allclose(outputs, reference, atol=1e-4)
+
+    report = run_module("edge_ai_lib.scenarios.render_report", tmp_path / "out" / "report.html",
+                        tmp_path / "report" / "ort.json")
+    assert report.returncode == 0, report.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    entry = summary["torch-cnn/onnxruntime/local/t1"]
+    assert entry["accuracy"] == document["quality"]["accuracy"] and entry["sample_count"] == 100
+    assert entry["runtime_samples_per_second"] > 0 and entry["session_samples_per_second"] > 0
+    assert entry["load_time_ms"] > 0 and entry["cold_first_inference_ms"] > 0
+    assert "torch-cnn/onnxruntime/local/t1,torch-cnn,onnxruntime,local,1," in \
+        (tmp_path / "out" / "summary.csv").read_text()

@@ -1,5 +1,6 @@
-"""Config mistakes stop the dry run with one line each; config values reach the shell quoted; a killed
-job stops, cleans up, and leaves nothing running.
+"""Config mistakes stop the dry run with one line each; config values reach the shell quoted; a job is
+given the config's settings (threads included), never the host's; a killed job stops, cleans up, and
+leaves nothing running.
 
 Every test runs the real Snakemake (or a real scenario) in a copy of the workflow, as a user would.
 """
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -33,10 +36,10 @@ CONFIG = {
     },
     "compilers": {
         "tflite-int8": {"class": "edge_ai_lib.compilers.tflite.TFLiteCompiler",
-                        "runtime": "edge_ai_lib.runtimes.tflite.TFLiteRuntime", "reads": ["keras", "onnx"],
+                        "runtime": "edge_ai_lib.runtimes.tflite.TFLiteRuntime",
                         "target": "host", "args": {"target": "int8"}},
         "onnxruntime": {"class": "edge_ai_lib.compilers.onnxruntime.ONNXRuntimeCompiler",
-                        "runtime": "edge_ai_lib.runtimes.onnxruntime.ONNXRuntime", "reads": ["onnx"],
+                        "runtime": "edge_ai_lib.runtimes.onnxruntime.ONNXRuntime",
                         "target": "host"},
     },
     "boards": {"local": {"class": "edge_ai_lib.boards.local.LocalBoard", "architecture": "host"}},
@@ -54,8 +57,9 @@ def workflow_copy(directory: Path, config: dict | None = None) -> Path:
     return root
 
 
-def snakemake(directory: Path, *arguments: str, target: str = "results/report.html") -> subprocess.CompletedProcess:
-    return subprocess.run([SNAKEMAKE, "--cores", "1", target, *arguments], cwd=directory, capture_output=True,
+def snakemake(directory: Path, *arguments: str, target: str = "results/report.html",
+              cores: int = 1) -> subprocess.CompletedProcess:
+    return subprocess.run([SNAKEMAKE, "--cores", str(cores), target, *arguments], cwd=directory, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -113,7 +117,92 @@ def test_a_job_passes_a_config_value_on_literally(tmp_path):
     assert "127.0.0.1:9/$(touch pwned)`touch pwned2`/" in log, log
 
 
-# -- 2. arguments a class does not have ------------------------------------------------------------
+def planned_commands(directory: Path, *arguments: str, cores: int = 1) -> dict[str, list[str]]:
+    """The shell commands a dry run prints (-p), by scenario: every job of the matrix is planned."""
+    result = snakemake(directory, "--dry-run", "--printshellcmds", "--forceall", *arguments, cores=cores)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands: dict[str, list[str]] = {}
+    for command in re.findall(r"^Shell command: (.*)$", result.stdout, re.MULTILINE):
+        scenario = re.match(r"exec \S+ -m edge_ai_lib\.scenarios\.(\w+) ", command).group(1)
+        commands.setdefault(scenario, []).append(command)
+    return commands
+
+
+def spec_of(command: str) -> dict:
+    return json.loads(shlex.split(command)[shlex.split(command).index("--spec") + 1])
+
+
+# -- 2. what a job is given: the config's settings, never the host's ---------------------------------
+def test_the_benchmark_commands_are_the_same_whatever_the_cores(tmp_path):
+    """The runtime's threads are part of the experiment: --cores schedules jobs, it changes no benchmark."""
+    directory = workflow_copy(tmp_path)
+    one, four = (planned_commands(directory, cores=cores)["inference_client"] for cores in (1, 4))
+    assert sorted(one) == sorted(four) and len(one) == 2
+    for command in one:
+        spec = spec_of(command)
+        compiler = spec["options"]["output"].rsplit("/", 1)[1]
+        assert spec["runtime"]["args"]["num_threads"] == 1  # the default: runtime_args gives none
+        assert spec["options"]["run"] == {"model": "keras-cnn", "compiler": compiler, "board": "local", "threads": 1}
+        assert spec["options"]["reportname"] == "local-t1"
+
+
+def test_a_thread_sweep_plans_one_benchmark_per_count(tmp_path):
+    config = copy.deepcopy(CONFIG)
+    config["boards"]["local"]["runtime_args"] = {"num_threads": [1, 2]}
+    commands = planned_commands(workflow_copy(tmp_path, config))
+    planned = set()
+    for command in commands["inference_client"]:
+        spec = spec_of(command)
+        threads = spec["runtime"]["args"]["num_threads"]
+        assert spec["options"]["run"]["threads"] == threads
+        planned.add(f"{spec['options']['output']}/{spec['options']['reportname']}.json")
+    assert planned == {f"results/benchmarks/keras-cnn/{compiler}/local-t{threads}.json"
+                       for compiler in CONFIG["compilers"] for threads in (1, 2)}
+    assert len(commands["inference_client"]) == 4
+    (report,) = commands["render_report"]
+    assert all(path in report for path in planned)
+
+
+def test_dataset_arguments_reach_every_job_that_loads_the_dataset(tmp_path):
+    config = copy.deepcopy(CONFIG)
+    config["datasets"]["digits"]["args"] = {"split_seed": 7}
+    commands = planned_commands(workflow_copy(tmp_path, config))
+    loading = ["dataset_preparation", "model_training", "model_compilation", "inference_client"]
+    for scenario in loading:
+        for command in commands[scenario]:
+            assert spec_of(command)["dataset"]["args"]["split_seed"] == 7, (scenario, command)
+    assert sum(len(commands[scenario]) for scenario in loading) == 6
+
+
+def test_no_command_names_the_interpreter_or_the_folder(tmp_path):
+    """Jobs run `python3` from the PATH (the interpreter running Snakemake comes first on it) and paths
+    relative to the workflow: nothing in a command changes with where Python or the workflow is."""
+    directory = workflow_copy(tmp_path)
+    commands = [command for scenario in planned_commands(directory).values() for command in scenario]
+    assert len(commands) == 8 and all(command.startswith("exec python3 -m ") for command in commands)
+    for command in commands:
+        assert sys.executable not in command and str(Path(sys.executable).parent) not in command
+        assert str(directory) not in command and str(REPO) not in command
+
+
+@pytest.mark.parametrize("change, sentence", [
+    (lambda c: c["boards"]["local"].update(runtime_args={"num_threads": [1, "two"]}),
+     "boards.local.runtime_args.num_threads.1: 'two' is not of type 'integer'"),
+    (lambda c: c["boards"]["local"].update(runtime_args={"num_threads": 0}),
+     "boards.local.runtime_args.num_threads: 0 is less than the minimum of 1"),
+    (lambda c: c["boards"]["local"].update(runtime_args={"num_threads": [2, 2]}),
+     "boards.local.runtime_args.num_threads: [2, 2] has non-unique elements"),
+    (lambda c: c["models"]["keras-cnn"].update(framework="tensorflow"),
+     "models.keras-cnn.framework: 'tensorflow' is not a framework of edge_ai_lib: use one of keras, pytorch"),
+    (lambda c: c["compilers"]["onnxruntime"].update(reads=["onnx"]),
+     "compilers.onnxruntime: Additional properties are not allowed ('reads' was unexpected)"),
+], ids=["sweep-item", "no-threads", "sweep-twice", "framework", "reads"])
+def test_a_matrix_mistake_is_refused_at_the_dry_run(tmp_path, change, sentence):
+    output, _ = refused(tmp_path, change)
+    assert sentence in output
+
+
+# -- 3. arguments a class does not have ------------------------------------------------------------
 def test_a_misspelt_runtime_argument_is_refused_at_the_dry_run(tmp_path):
     output, path = refused(tmp_path, lambda c: c["boards"]["local"].update(runtime_args={"num_thread": 2}))
     assert (f"{path}:{line_of(path, 'num_thread')}: boards.local.runtime_args.num_thread: ONNXRuntime has no "
@@ -157,7 +246,7 @@ def test_class_parsers_take_no_abbreviations():
     assert unknown == ["--num-thread", "2"]
 
 
-# -- 3. one sentence instead of a traceback ---------------------------------------------------------
+# -- 4. one sentence instead of a traceback ---------------------------------------------------------
 @pytest.mark.parametrize("section, name, key, value, sentence", [
     ("models", "keras-cnn", "wrapper", "edge_ai_lib.modelwrappers.clasification.tensorflow_digits.TensorFlowDigitsCNN",
      "cannot find module 'edge_ai_lib.modelwrappers.clasification' of "
@@ -226,7 +315,7 @@ def test_a_schema_mistake_names_the_file_line_and_key(tmp_path):
             "type 'number'") in output
 
 
-# -- 4. a killed job leaves nothing running -----------------------------------------------------------
+# -- 5. a killed job leaves nothing running -----------------------------------------------------------
 @pytest.fixture
 def silent_mirror():
     """A dataset mirror on 127.0.0.1 that accepts connections and never answers: a download blocks on it."""

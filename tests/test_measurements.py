@@ -191,3 +191,41 @@ def test_reading_a_broken_result_says_so(tmp_path):
     path.write_text("{not json")
     with pytest.raises(MeasurementsError, match="not valid JSON"):
         read_result(path)
+
+
+def test_outcomes_must_match_the_evaluated_samples(tmp_path):
+    from edge_ai_lib.core.results import outcomes_section
+
+    document = _document()
+    document["outcomes"] = outcomes_section(np.eye(2), np.array([0, 1]), np.eye(2, dtype=np.float32), "r-outputs.npy")
+    assert document["outcomes"]["predicted_class"] == [0, 1] and document["outcomes"]["outputs_shape"] == [2, 2]
+    write_result(tmp_path / "r.json", document)
+    document["outcomes"]["true_class"] = [0]
+    with pytest.raises(MeasurementsError, match="do not match its 2 evaluated samples .*true_class: 1"):
+        write_result(tmp_path / "r.json", document)
+
+
+def test_a_board_result_without_its_run_breaks_the_schema(tmp_path):
+    document = _document()
+    document["kind"] = "inference_client"
+    with pytest.raises(MeasurementsError, match="'run' is a required property"):
+        write_result(tmp_path / "r.json", document)
+
+
+def test_machine_provenance_imports_no_framework():
+    """What a board reports of itself is collected without importing any framework (versions come
+    from package metadata), so a board with one runtime installed pays nothing for the others."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json; from edge_ai_lib.core.provenance import machine_provenance; "
+            "p = machine_provenance(); "
+            "heavy = {'tensorflow', 'torch', 'onnxruntime', 'tvm', 'keras', 'ai_edge_litert', 'onnx'} "
+            "& set(sys.modules); "
+            "print(json.dumps({'heavy': sorted(heavy), 'keys': sorted(p)}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["heavy"] == []
+    assert {"cpu", "cpu_count_logical", "cpu_count_physical", "os", "kernel", "machine", "python", "packages",
+            "cpu_governor"} <= set(found["keys"])

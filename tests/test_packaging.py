@@ -34,7 +34,7 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
 
 
-@pytest.mark.parametrize("path", ["environment.yml", "workflow/envs/edge-ai.yaml"])
+@pytest.mark.parametrize("path", ["environment.yml"])
 def test_environment_yml_lists_exactly_the_pyproject_requirements(path):
     environment = yaml.safe_load((REPO / path).read_text())
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))

@@ -241,3 +241,39 @@ def test_server_serves_a_good_session_after_the_random_frames(board, model):
     start = time.monotonic()
     good_session(board.port, model[0])
     assert time.monotonic() - start < 2
+
+
+# -- the document's example frames are what the encoder writes ---------------------------------------------
+def test_the_documents_example_frames_match_the_encoder_byte_for_byte():
+    import re
+    from pathlib import Path
+
+    from edge_ai_lib.core.wire import encode_infer_answer
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    examples = dict(re.findall(r"```\nexample: (.*?)\n([0-9a-f ]+)\n```", text))
+    tensors = encode_tensors([np.array([[1.0, -2.0]], np.float32)])
+    expected = {
+        "a tensor list holding one float32 tensor of shape (1, 2): 1.0 and -2.0": tensors,
+        "DATA carrying that tensor list": frame(MessageType.DATA, tensors),
+        "PROCESS": frame(MessageType.PROCESS),
+        "OK with no payload": frame(MessageType.OK),
+        "INFER carrying that tensor list": frame(MessageType.INFER, tensors),
+        "OK answering INFER, board time 0.5 s, the same tensor list as outputs":
+            frame(MessageType.OK, encode_infer_answer(0.5, tensors)),
+    }
+    assert set(examples) == set(expected)
+    for name, data in expected.items():
+        assert bytes.fromhex(examples[name]) == data, name
+
+
+def test_a_refused_data_clears_the_inputs(board, model):
+    with connect(board.port) as sock:
+        sock.sendall(frame(MessageType.MODEL, model[0]))
+        assert read_frame(sock)[0] == MessageType.OK
+        sock.sendall(frame(MessageType.DATA, encode_tensors([np.ones((1, 4), np.float32)])))
+        assert read_frame(sock)[0] == MessageType.OK
+        sock.sendall(frame(MessageType.DATA, encode_tensors([np.ones((1, 5), np.float32)])))
+        assert read_frame(sock)[0] == MessageType.ERROR
+        sock.sendall(frame(MessageType.PROCESS))
+        expect_error_then(sock, "no inputs: send DATA before PROCESS", closed=False)

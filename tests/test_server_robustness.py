@@ -103,12 +103,13 @@ SETUP = {  # the requests a message needs before it, so that it reaches its hand
     MessageType.PROCESS: [MessageType.MODEL, MessageType.DATA],
     MessageType.OUTPUT: [MessageType.MODEL, MessageType.DATA, MessageType.PROCESS],
     MessageType.STATS: [MessageType.MODEL, MessageType.DATA, MessageType.PROCESS],
+    MessageType.INFER: [MessageType.MODEL],
 }
 POINTS = ["mid-header", "mid-payload", "before-reply", "after-first-reply", "after-reply"]
 
 
 def payload_of(message_type: MessageType, model: bytes) -> bytes:
-    return {MessageType.MODEL: model, MessageType.DATA: DATA}.get(message_type, b"")
+    return {MessageType.MODEL: model, MessageType.DATA: DATA, MessageType.INFER: DATA}.get(message_type, b"")
 
 
 def replies(message_type: MessageType) -> int:
@@ -365,7 +366,7 @@ def test_a_board_that_dies_is_named_with_the_sample_reached(trained_torch_digits
     last = result.stderr.strip().splitlines()
     error = next(line for line in last if line.startswith("error:"))
     # inference 41 = the cold call, 2 of warm-up, then measured sample 38
-    assert "the server of board 'local' died (exit status 9) at PROCESS of sample 38 of 100 (after 37 measured)" \
+    assert "the server of board 'local' died (exit status 9) at INFER of sample 38 of 100 (after 37 measured)" \
         in error
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "report" / "local.json").exists()

@@ -3,43 +3,16 @@ the same session as TCP, with a real ONNX Runtime model, and the benchmark clien
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
 import pytest
-from protocol_helpers import one_batch, tiny_onnx_model
+from protocol_helpers import MemoryBoard, one_batch, tiny_onnx_model
 
 from edge_ai_lib.core.errors import ConnectionLostError, RemoteError
 from edge_ai_lib.core.runtimeprotocol import ClientSession
-from edge_ai_lib.core.serving import InferenceServer
 from edge_ai_lib.core.wire import MessageType, decode_tensors, encode_tensors
 from edge_ai_lib.runtimeprotocols.memory import MemoryProtocol
-from edge_ai_lib.runtimes.onnxruntime import ONNXRuntime
-
-
-class MemoryBoard:
-    """An ONNX Runtime board serving over a MemoryProtocol in a background thread."""
-
-    def __init__(self, directory, resource_interval: float = 0.0):
-        self.transport = MemoryProtocol()
-        self.model_path = directory / "board-model.onnx"
-        self.server = InferenceServer(ONNXRuntime(self.model_path), self.transport,
-                                      resource_interval=resource_interval)
-        self.transport.initialize_server()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.server.serve, args=(self.stop,), daemon=True)
-        self.thread.start()
-
-    def client(self) -> MemoryProtocol:
-        client = MemoryProtocol(self.transport, timeout=10)
-        client.initialize_client()
-        return client
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=10)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -131,3 +104,61 @@ def test_the_benchmark_client_runs_over_the_memory_transport(board, digits, tmp_
     assert result.quality["sample_count"] == 20
     assert len(result.board.samples_s) == len(result.host.samples_s)
     assert result.model_info["runtime"] == "onnxruntime"
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["seed-path", "fast-path"])
+def test_a_board_written_from_the_document_alone_serves_the_real_client(trained_torch_digits, digits, fast):
+    """tests/standalone_board.py imports nothing from edge_ai_lib: the document must be enough, on both paths."""
+    from standalone_board import CLASSES, INFER, PROCESS, StandaloneBoard, weight
+
+    from edge_ai_lib.runtimeprotocols.network import NetworkProtocol
+    from edge_ai_lib.scenarios.inference_client import FAST_PATH, SEED_PATH, run_session
+
+    wrapper, _ = trained_torch_digits
+    board = StandaloneBoard(fast=fast)
+    try:
+        client = NetworkProtocol("127.0.0.1", board.port, timeout=10)
+        client.initialize_client()
+        try:
+            result = run_session(client, wrapper, digits, b"any model bytes", warmup=2, max_samples=20,
+                                 progress=False)
+        finally:
+            client.disconnect()
+    finally:
+        board.close()
+    inputs, _ = digits.get_split_arrays("validation")
+    flat = np.asarray(wrapper.preprocess_input(inputs[:20]), dtype=np.float32).reshape(20, -1)
+    weights = np.array([[weight(i, j) for j in range(CLASSES)] for i in range(flat.shape[1])])
+    assert np.allclose(result.outputs, flat @ weights, rtol=1e-4, atol=1e-4)
+    assert result.requests == (FAST_PATH if fast else SEED_PATH)
+    assert (INFER in board.requests) == fast and (PROCESS in board.requests) != fast
+    assert len(result.board.samples_s) == 20
+    # causal host time: it contains the board's call, so the overhead is never negative
+    assert all(h >= b for h, b in zip(result.host.samples_s, result.board.samples_s))
+    assert result.model_info["runtime"] == "standalone"
+
+
+@pytest.mark.parametrize("framework", ["keras", "torch"])
+def test_the_fast_path_and_the_seed_path_give_identical_outputs(framework, digits, tmp_path, request):
+    """The same compiled model, the same board: INFER and DATA/PROCESS/OUTPUT/STATS agree bit for bit."""
+    from edge_ai_lib.compilers.onnxruntime import ONNXRuntimeCompiler
+    from edge_ai_lib.scenarios.inference_client import FAST_PATH, SEED_PATH, run_session
+
+    wrapper, _ = request.getfixturevalue(f"trained_{framework}_digits")
+    compiler = ONNXRuntimeCompiler(digits, tmp_path / "m.onnx")
+    compiler.compile_model(wrapper)
+    results = {}
+    for fast in (True, False):
+        board = MemoryBoard(tmp_path)
+        try:
+            client = board.client()
+            results[fast] = run_session(client, wrapper, digits, compiler.compiled_model_path.read_bytes(),
+                                        warmup=1, max_samples=50, progress=False, fast=fast)
+            client.disconnect()
+        finally:
+            board.close()
+    assert results[True].requests == FAST_PATH and results[False].requests == SEED_PATH
+    assert np.array_equal(results[True].outputs, results[False].outputs)
+    assert results[True].quality["accuracy"] == results[False].quality["accuracy"]
+    for result in results.values():
+        assert all(h >= b for h, b in zip(result.host.samples_s, result.board.samples_s))

@@ -14,6 +14,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import json
 import math
 import pkgutil
 from dataclasses import dataclass
@@ -29,7 +30,11 @@ REQUIRED = object()
 @dataclass(frozen=True)
 class Argument:
     """One argument of a class: its name (a Python identifier; the option is --name-with-dashes),
-    its type (int, float, str, bool, Path), default, help, allowed values, and whether it takes a list.
+    its type (int, float, str, bool, Path, or dict for a JSON object), default, help, allowed values,
+    and whether it takes a list.
+
+    A dict argument takes a mapping from a spec or a config, and a JSON object on the command line
+    (`--run '{"board": "local"}'`).
     """
 
     name: str
@@ -59,11 +64,20 @@ class Argument:
             group.add_argument(self.option, action=argparse.BooleanOptionalAction, **kwargs)
             return
         kwargs.update(type=self.type, required=self.required)
+        if self.type is dict:
+            kwargs.update(type=self._json_object_option, metavar="JSON")
         if self.choices is not None:
             kwargs["choices"] = self.choices
         if self.many:
             kwargs["nargs"] = "*"
         group.add_argument(self.option, **kwargs)
+
+    def _json_object_option(self, text: str) -> dict[str, Any]:
+        """A dict argument's command-line value: a JSON object, or argparse's one-line error."""
+        try:
+            return json_object(text)
+        except ConfigurationError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     def convert(self, value: Any, owner: str) -> Any:
         """A value from a dict (JSON, YAML) checked and converted as the command line would."""
@@ -79,7 +93,14 @@ class Argument:
 
     def _one(self, value: Any, owner: str) -> Any:
         expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-                    Path: "a path"}.get(self.type, self.type.__name__)
+                    Path: "a path", dict: "a JSON object"}.get(self.type, self.type.__name__)
+        if self.type is dict:
+            if isinstance(value, str):
+                value = json_object(value, f"{owner} argument {self.name}")
+            if not isinstance(value, Mapping):
+                raise ConfigurationError(f"{owner} argument {self.name}: expected {expected} such as "
+                                         f'{{"key": "value"}}, got {value!r}')
+            return dict(value)
         if self.type is bool:
             ok = isinstance(value, bool)
         elif self.type is int:
@@ -101,6 +122,21 @@ class Argument:
             raise ConfigurationError(f"{owner} argument {self.name}: {value!r} is not one of "
                                      f"{', '.join(map(str, self.choices))}")
         return converted
+
+
+def json_object(text: str, what: str = "") -> dict[str, Any]:
+    """`text` parsed as a JSON object; anything else is one ConfigurationError naming `what`."""
+    what = f"{what}: " if what else ""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigurationError(f"{what}{text[:200]!r} is not valid JSON ({error.msg} at character "
+                                 f"{error.pos}): pass a JSON object such as '{{\"key\": \"value\"}}', "
+                                 "quoted for the shell") from None
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{what}expected a JSON object such as '{{\"key\": \"value\"}}', got "
+                                 f"{type(value).__name__} {text[:200]!r}")
+    return value
 
 
 class ArgumentsMixin:
@@ -186,6 +222,11 @@ class ArgumentsMixin:
         if group is None:
             group = parser.add_argument_group(cls.arguments_title or f"{cls.__name__} arguments")
         return parser, group
+
+    @classmethod
+    def from_argparse(cls, args: argparse.Namespace, *context: Any) -> Any:
+        """Construct from a parsed command line (the parser of `form_argparse`), as the seed's classes do."""
+        return cls.from_settings(cls.argument_values(args), *context)
 
     @classmethod
     def argument_values(cls, namespace: argparse.Namespace) -> dict[str, Any]:

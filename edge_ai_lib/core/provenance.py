@@ -2,11 +2,15 @@
 
 A result carries its own provenance so that two results can be compared without knowing the
 machines they came from, and a surprising number can be traced to a version or a thread setting.
+The host collects its own (`collect_provenance`); a board collects its own (`machine_provenance`)
+and sends it with its answer to MODEL, since only the board can see its CPU, OS and governor.
+Nothing here imports a framework: versions come from the installed packages' metadata.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import platform
 import subprocess
@@ -49,6 +53,98 @@ def _os_release() -> str:
     return platform.platform()
 
 
+def cpu_governor() -> str | None:
+    """The first CPU's frequency governor ("performance", "ondemand"...), None where Linux does not say.
+
+    A board on "ondemand" or "powersave" runs its first inferences at a low clock: a reason for a slow
+    or noisy result that the times alone do not show.
+    """
+    try:
+        return Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def physical_cores_available() -> int | None:
+    """Physical cores among the CPUs this process may run on (affinity and cpusets respected).
+
+    What a runtime that defaults to "one thread per physical core" (ONNX Runtime) takes. Read from
+    Linux's CPU topology; elsewhere psutil's count of the machine's physical cores, or None.
+    """
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = []
+    cores = set()
+    for cpu in allowed:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topology.joinpath("physical_package_id").read_text().strip(),
+                       topology.joinpath("core_id").read_text().strip()))
+        except OSError:
+            cores = set()
+            break
+    if cores:
+        return len(cores)
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.cpu_count(logical=False)
+
+
+def package_versions(names=PROVENANCE_PACKAGES) -> dict[str, str]:
+    """The versions of those of `names` that are installed, from their metadata (nothing is imported)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@functools.lru_cache(maxsize=1)
+def _machine() -> dict[str, Any]:
+    """What does not change while a process runs; collected once (package metadata takes a while)."""
+    try:
+        import psutil
+
+        physical, memory = psutil.cpu_count(logical=False), psutil.virtual_memory().total
+    except ImportError:  # a minimal board: psutil is only needed for resource sampling
+        physical, memory = None, None
+    return {
+        "hostname": platform.node(),
+        "python": platform.python_version(),
+        "os": _os_release(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count_logical": os.cpu_count(),
+        "cpu_count_physical": physical,
+        "memory_total_bytes": memory,
+        "packages": package_versions(),
+    }
+
+
+def machine_provenance() -> dict[str, Any]:
+    """This machine's CPU, cores, OS, kernel, Python, package versions and CPU governor.
+
+    What a board reports of itself with its answer to MODEL (see docs/protocol.md); the host's own
+    provenance has the same fields.
+
+    Returns
+    -------
+    dict[str, Any]
+        JSON-ready: hostname, python, os, kernel, machine, cpu, cpu_count_logical,
+        cpu_count_physical, memory_total_bytes, packages (name to version), cpu_governor (None where
+        unreadable), thread_settings (the thread variables set in the environment).
+    """
+    machine = _machine()
+    return {**machine, "packages": dict(machine["packages"]), "cpu_governor": cpu_governor(),
+            "thread_settings": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
+
+
 def _git_commit() -> str | None:
     """The library's commit when run from a checkout; None for an installed package or without git."""
     try:
@@ -70,30 +166,12 @@ def collect_provenance(arguments: dict[str, Any] | None = None) -> dict[str, Any
     Returns
     -------
     dict[str, Any]
-        JSON-ready: time, host, Python, OS, CPU, memory, thread settings, package versions, commit,
-        arguments.
+        JSON-ready: time, the fields of `machine_provenance` (host, Python, OS, CPU, memory, governor,
+        thread settings, package versions), commit, arguments.
     """
-    import psutil
-
-    versions = {}
-    for name in PROVENANCE_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return {
         "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "hostname": platform.node(),
-        "python": platform.python_version(),
-        "os": _os_release(),
-        "kernel": platform.release(),
-        "machine": platform.machine(),
-        "cpu": _cpu_model(),
-        "cpu_count_logical": psutil.cpu_count(logical=True),
-        "cpu_count_physical": psutil.cpu_count(logical=False),
-        "memory_total_bytes": psutil.virtual_memory().total,
-        "thread_settings": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
-        "packages": versions,
+        **machine_provenance(),
         "git_commit": _git_commit(),
         "arguments": {k: (str(v) if isinstance(v, Path) else v) for k, v in (arguments or {}).items()},
     }

@@ -61,6 +61,14 @@ class Runtime(ArgumentsMixin):
         """Inputs and outputs of the loaded model: names, shapes, dtypes, quantization."""
         raise NotImplementedError
 
+    def threads_in_use(self) -> int | None:
+        """The threads the loaded model actually runs on: `num_threads`, or the runtime's own default.
+
+        A result is keyed by this count, so a runtime whose default is not `num_threads` says what it
+        is; None when it cannot be known.
+        """
+        return self.num_threads
+
     # -- timing around the runtime ------------------------------------------------------------------
     def load_and_describe(self, path: Path) -> dict[str, Any]:
         """Load the model at `path`, timing the load; returns what the host is told of it.
@@ -74,7 +82,7 @@ class Runtime(ArgumentsMixin):
         framework, version = self.get_framework_and_version()
         return {"load_time_s": load_time, "model_size_bytes": path.stat().st_size,
                 "runtime": framework, "runtime_version": version, "num_threads": self.num_threads,
-                "io": self.describe_io()}
+                "threads": self.threads_in_use(), "io": self.describe_io()}
 
     def run(self) -> float:
         """Run inference on the inputs set last; returns the time of the runtime call alone, in seconds.

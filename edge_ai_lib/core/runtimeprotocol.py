@@ -16,7 +16,7 @@ from typing import Any
 
 from edge_ai_lib.core.args import ArgumentsMixin
 from edge_ai_lib.core.errors import ProtocolError, RemoteError
-from edge_ai_lib.core.wire import MessageType
+from edge_ai_lib.core.wire import MessageType, decode_infer_answer
 
 
 class ServerEvent(enum.Enum):
@@ -121,16 +121,29 @@ class ClientSession:
         self.request(MessageType.DATA, data)
 
     def request_processing(self) -> float:
-        """Ask for inference; returns the host-side time between the two OKs, in seconds.
+        """Ask for inference; returns the host-side time from sending PROCESS to its second OK, in seconds.
 
-        The clock runs between the two OKs, as docs/protocol.md defines the host-side time: the board
-        answers the first just before its runtime call, so the time always contains that call.
+        The clock starts before the request leaves, so the time always contains the board's runtime
+        call: host time minus board time (the protocol's overhead) is never negative.
         """
+        start = time.perf_counter()
         self.transport.send_message(MessageType.PROCESS)
         self.expect_ok(MessageType.PROCESS)
-        start = time.perf_counter()
         self.expect_ok(MessageType.PROCESS)
         return time.perf_counter() - start
+
+    def infer(self, data: bytes) -> tuple[float, float, memoryview]:
+        """The fast path, for boards whose answer to MODEL lists INFER: one round trip per batch.
+
+        Returns (host seconds from sending INFER to its OK, the board's time of the runtime call, the
+        outputs' tensor list).
+        """
+        start = time.perf_counter()
+        self.transport.send_message(MessageType.INFER, data)
+        payload = self.expect_ok(MessageType.INFER)
+        host_seconds = time.perf_counter() - start
+        board_seconds, outputs = decode_infer_answer(payload)
+        return host_seconds, board_seconds, outputs
 
     def download_output(self) -> bytes | bytearray:
         """The outputs of the last inference, as a tensor list."""

@@ -20,12 +20,15 @@ import numpy as np
 
 from edge_ai_lib.core.errors import EdgeAIError, ProtocolError, RuntimeFailure
 from edge_ai_lib.core.files import atomic_write_bytes
+from edge_ai_lib.core.provenance import machine_provenance
 from edge_ai_lib.core.runtime import Runtime
 from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent
-from edge_ai_lib.core.wire import MessageType, decode_tensors, encode_tensors
+from edge_ai_lib.core.wire import MessageType, decode_tensors, encode_infer_answer, encode_tensors
 
 log = logging.getLogger(__name__)
 WITHOUT_PAYLOAD = (MessageType.PROCESS, MessageType.OUTPUT, MessageType.STATS)
+# The requests this server answers, listed in its answer to MODEL: a client uses INFER only when listed.
+ANSWERED = ["MODEL", "DATA", "PROCESS", "OUTPUT", "STATS", "INFER"]
 
 
 class ResourceSampler:
@@ -102,14 +105,18 @@ class InferenceServer:
 
     # -- the steps of a session --------------------------------------------------------------------
     def load(self, model_bytes: bytes | bytearray) -> dict[str, Any]:
-        """Store the model in this session's file and load it; returns what OK tells the host."""
+        """Store the model in this session's file and load it; returns what OK tells the host.
+
+        Besides the runtime's description of the model (load time, size, threads, I/O), the answer
+        carries the board's own provenance: only the board can see its CPU, OS and governor.
+        """
         path = self._session_path()
         self.model_loaded = self.inputs_ready = self.outputs_ready = False
         atomic_write_bytes(path, model_bytes, elsewhere="pass another --save-model-path to the server")
         info = self.runtime.load_and_describe(path)
         self.model_loaded = True
         self.pending_inference_s.clear()
-        return info
+        return {**info, "provenance": machine_provenance(), "requests": ANSWERED}
 
     def _session_path(self) -> Path:
         """This session's private model file (see `save_model_path`)."""
@@ -122,6 +129,7 @@ class InferenceServer:
         """Decode DATA's tensor list (every limit checked first) and hand it to the runtime."""
         if not self.model_loaded:
             raise RuntimeFailure("no model is loaded: send MODEL first")
+        self.inputs_ready = False  # a refused DATA leaves no inputs behind (docs/protocol.md)
         self.runtime.set_inputs(decode_tensors(data))
         self.inputs_ready = True
 
@@ -177,6 +185,10 @@ class InferenceServer:
                 self._ok(self.outputs())
             elif message_type == MessageType.STATS:
                 self._ok(json.dumps(self.statistics()).encode())
+            elif message_type == MessageType.INFER:
+                self.take_inputs(payload)
+                elapsed = self.infer()
+                self._ok(encode_infer_answer(elapsed, self.outputs()))
             else:
                 self._error(f"{message_type.name} is not a request a board answers")
         except EdgeAIError as error:

@@ -35,6 +35,28 @@ class MessageType(enum.IntEnum):
     PROCESS = 4
     OUTPUT = 5
     STATS = 6
+    INFER = 7  # the fast path: inputs in, board time and outputs back (sent only to boards that list it)
+
+
+INFER_TIME = struct.Struct(">d")
+
+
+def encode_infer_answer(board_seconds: float, outputs: bytes | bytearray) -> bytes:
+    """OK's payload answering INFER: the runtime call's time (f64, big-endian, seconds), then the outputs."""
+    return INFER_TIME.pack(board_seconds) + bytes(outputs)
+
+
+def decode_infer_answer(payload: bytes | bytearray | memoryview) -> tuple[float, memoryview]:
+    """(board seconds, the outputs' tensor list) of INFER's OK; a payload too short to hold them is refused."""
+    view = memoryview(payload)
+    if len(view) < INFER_TIME.size + 4:
+        raise ProtocolError(f"the board's answer to INFER has {len(view)} bytes: it must start with the 8-byte time "
+                            "and a tensor list (docs/protocol.md)")
+    (seconds,) = INFER_TIME.unpack_from(view, 0)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ProtocolError(f"the board's answer to INFER reports an inference time of {seconds!r} s: "
+                            "its runtime does not follow docs/protocol.md")
+    return seconds, view[INFER_TIME.size:]
 
 
 @dataclass(frozen=True)

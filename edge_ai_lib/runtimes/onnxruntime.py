@@ -9,6 +9,7 @@ import numpy as np
 
 from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.errors import RuntimeFailure
+from edge_ai_lib.core.provenance import physical_cores_available
 from edge_ai_lib.core.runtime import Runtime, check_batch
 
 
@@ -66,6 +67,13 @@ class ONNXRuntime(Runtime):
         import onnxruntime
 
         return "onnxruntime", onnxruntime.__version__
+
+    def threads_in_use(self) -> int | None:
+        """`num_threads`, else ONNX Runtime's default: one intra-op thread per physical core it may use."""
+        configured = self.session.get_session_options().intra_op_num_threads if self.session else 0
+        if configured > 0:
+            return configured
+        return physical_cores_available()
 
     def describe_io(self) -> dict[str, Any]:
         def describe(spec):

@@ -111,6 +111,10 @@ class TFLiteRuntime(Runtime):
         _, _, name, version = _interpreter_module()
         return name, version
 
+    def threads_in_use(self) -> int | None:
+        """`num_threads`, else 1: without it the interpreter (and its XNNPACK delegate) runs on one thread."""
+        return self.num_threads if self.num_threads and self.num_threads > 0 else 1
+
     def describe_io(self) -> dict[str, Any]:
         def describe(detail):
             return {"name": detail["name"], "shape": [int(d) for d in detail["shape_signature"]],

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+
+import numpy as np
 
 from edge_ai_lib.plots import write_run_outputs
 
 
-def finish_run(output_dir: Path, name: str, document: dict[str, Any], summary: str) -> Path:
-    """Write a run's plots and result JSON, then print its summary, its warnings and what was written.
+def finish_run(output_dir: Path, name: str, document: dict[str, Any], summary: str,
+               arrays: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Write a run's plots, arrays and result JSON, then print its summary, its warnings and what was written.
 
     Printing follows writing so that a summary is only ever shown for a result that exists; the
     warnings go to standard error so that they are seen even when standard output goes to a log.
@@ -25,15 +28,18 @@ def finish_run(output_dir: Path, name: str, document: dict[str, Any], summary: s
         The result document, checked against the schema before anything is written.
     summary : str
         The scenario's one-line summary of the run (quality and speed).
+    arrays : Mapping[str, np.ndarray] | None
+        Arrays written beside the result as `.npy` files, by file name (e.g. the raw outputs).
 
     Returns
     -------
     Path
         The result file.
     """
-    path, plots = write_run_outputs(Path(output_dir), name, document)
+    path, plots = write_run_outputs(Path(output_dir), name, document, arrays)
     print(summary)
     for warning in document["performance"]["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"wrote {path} and {len(plots)} plots")
+    kept = f", {', '.join(arrays)}" if arrays else ""
+    print(f"wrote {path}, {len(plots)} plots{kept}")
     return path
