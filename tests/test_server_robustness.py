@@ -116,15 +116,24 @@ def replies(message_type: MessageType) -> int:
     return 2 if message_type == MessageType.PROCESS else 1
 
 
+def drop_points() -> list:
+    """(message type, point) pairs that exist: no mid-payload drop without a payload, no drop between
+    two replies of a request answered once."""
+    pairs = []
+    for message_type in SETUP:
+        for point in POINTS:
+            if point == "mid-payload" and message_type not in (MessageType.MODEL, MessageType.DATA, MessageType.INFER):
+                continue
+            if point == "after-first-reply" and replies(message_type) == 1:
+                continue
+            pairs.append(pytest.param(message_type, point, id=f"{message_type.name}-{point}"))
+    return pairs
+
+
 @pytest.mark.parametrize("close", ["fin", "rst"])
-@pytest.mark.parametrize("point", POINTS)
-@pytest.mark.parametrize("message_type", list(SETUP), ids=lambda t: t.name)
+@pytest.mark.parametrize("message_type, point", drop_points())
 def test_a_client_dropped_anywhere_leaves_the_server_serving(server, model, message_type, point, close):
     payload = payload_of(message_type, model)
-    if point == "mid-payload" and not payload:
-        pytest.skip(f"{message_type.name} has no payload")
-    if point == "after-first-reply" and replies(message_type) == 1:
-        pytest.skip(f"{message_type.name} has one reply")
     for _ in range(3):  # a reset races with the server's reply: try it a few times
         sock = connect(server.port)
         for earlier in SETUP[message_type]:
