@@ -724,7 +724,7 @@ class Generator:
         terminal = "fatal"
         if name == "bad_magic":
             magic = rng.choice((b"HTTP", b"EAIS", b"\0\0\0\0", b"TIAE", rng.randbytes(4)))
-            data = header(t, len(payload), crc, magic=magic if magic != MAGIC else b"XXXX") + payload
+            data = header(t, len(payload), crc, magic=magic if magic != MAGIC else b"NOPE") + payload
         elif name == "bad_version":
             data = header(t, len(payload), crc, version=rng.choice((0, 2, 255))) + payload
         elif name == "bad_header_crc":

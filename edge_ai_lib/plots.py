@@ -148,33 +148,6 @@ def save_figure(fig: Any, path: Path) -> Path:
     return Path(path)
 
 
-def plot_latency_over_time(samples_s: Sequence[float], path: Path, title: str) -> Path:
-    """Per-call time in call order, with the median: shows drift, throttling and outliers."""
-    return save_figure(draw_latency_over_time(samples_s, title), path)
-
-
-def plot_latency_histogram(samples_s: Sequence[float], path: Path, title: str) -> Path:
-    """Distribution of per-call times with p50 and p99 marked."""
-    return save_figure(draw_latency_histogram(samples_s, title), path)
-
-
-def plot_confusion_matrix(matrix: Sequence[Sequence[int]], class_names: Sequence[str], path: Path,
-                          title: str) -> Path:
-    """Confusion matrix, each row normalised by its true class's count."""
-    return save_figure(draw_confusion_matrix(matrix, class_names, title), path)
-
-
-def plot_board_resources(samples: Sequence[dict], path: Path, title: str) -> Path:
-    """CPU use and resident memory of the board's server over the run."""
-    return save_figure(draw_board_resources(samples, title), path)
-
-
-def plot_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, y_label: str, path: Path,
-                  title: str) -> Path:
-    """Scatter of runs (e.g. accuracy against latency), one labelled point per run."""
-    return save_figure(draw_tradeoff(points, x_key, y_key, x_label, y_label, title), path)
-
-
 def _run_figures(document: dict, report_dir: Path, report_name: str) -> list[tuple[Path, Callable[[], Any]]]:
     """The standard plots of a result document: (file, function drawing its figure) pairs."""
     samples = document["performance"]["samples_s"]
@@ -188,11 +161,6 @@ def _run_figures(document: dict, report_dir: Path, report_name: str) -> list[tup
          lambda: draw_confusion_matrix(quality["confusion_matrix"], quality["class_names"],
                                         f"{report_name}: confusion matrix")),
     ]
-
-
-def plot_run(document: dict, report_dir: Path, report_name: str) -> list[Path]:
-    """The three standard plots of a result document; returns their paths."""
-    return [save_figure(draw(), path) for path, draw in _run_figures(document, Path(report_dir), report_name)]
 
 
 def write_run_outputs(output_dir: Path, name: str, document: dict,

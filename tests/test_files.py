@@ -264,12 +264,12 @@ def test_write_result_on_a_full_disk(mount_tmpfs):
 
 
 def test_a_plot_on_a_full_disk(mount_tmpfs):
-    from edge_ai_lib.plots import plot_latency_histogram
+    from edge_ai_lib.plots import draw_latency_histogram, save_figure
 
     disk = mount_tmpfs()
     fill(disk)
     with pytest.raises(StorageError, match=f"cannot write {disk}/h.png: no space left"):
-        plot_latency_histogram([0.001, 0.002, 0.003], disk / "h.png", "latency")
+        save_figure(draw_latency_histogram([0.001, 0.002, 0.003], "latency"), disk / "h.png")
     assert files_under(disk) == {"ballast"}
 
 

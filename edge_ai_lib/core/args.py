@@ -294,11 +294,6 @@ def load_class(class_path: str, base: type | None = None) -> type:
     return cls
 
 
-def argument_names(cls: type) -> list[str]:
-    """The names of a class's arguments as a config writes them (`num_threads`)."""
-    return sorted(cls.declared_arguments())
-
-
 def _module_spec(module_name: str, class_path: str | None):
     """The import spec of a module, found by importing its parent packages only (never the module)."""
     of = f" of '{class_path}'" if class_path else ""

@@ -464,9 +464,7 @@ class NetworkProtocol(RuntimeProtocol):
                                       "server's log") from error
 
     def disconnect(self) -> None:
-        if self.listener is not None:  # server side: end the current client's session
-            self.drop_client(None)
-        elif self.connection is not None:
+        if self.connection is not None:
             self.connection.close()
             self.connection = None
 
