@@ -36,6 +36,7 @@ clean:
 bench: install
 	$(PY) bench/run_bench.py
 	$(PY) bench/session_paths.py
+	$(PY) bench/upload.py
 
 # Structure-aware fuzzing of the inference server (a subprocess, 127.0.0.1 only): prints frames by type and
 # outcome, deaths, hangs and memory growth; fails on any death or hang (bench/fuzz.py --help for options).

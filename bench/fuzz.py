@@ -47,6 +47,11 @@ from typing import Any
 
 import numpy as np
 
+try:  # CRC-32C trailers (flag bit 1) are fuzzed when this side can compute them
+    from crc32c import crc32c as CRC32C
+except ImportError:
+    CRC32C = None
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # the only address this program ever talks to
 
@@ -568,6 +573,7 @@ class Generator:
         any_type = (OK, ERROR, DATA, MODEL, PROCESS, OUTPUT, STATS, INFER)
         return [
             ("flags", any_type, 3, self.m_flags),
+            ("crc_trailer", any_type, 3, self.m_crc_trailer),
             ("payload_crc", any_type, 4, self.m_payload_crc),
             ("unknown_type", any_type, 3, lambda t: self.unknown_type()),
             ("client_sends_ok_or_error", any_type, 1, self.m_client_type),
@@ -596,8 +602,20 @@ class Generator:
         return self.rng.randbytes(self.rng.choice((0, 0, 5, 40)))
 
     def m_flags(self, t: int) -> Frame:
+        """Flag bits the protocol does not define (2-15): a receiver ignores them."""
         payload = self.base_payload(t) if t in (DATA, MODEL) else b""
-        return Frame(frame(t, payload, flags=self.rng.randrange(1, 1 << 16)), t, "flags", len(payload))
+        return Frame(frame(t, payload, flags=self.rng.randrange(1, 1 << 14) << 2), t, "flags", len(payload))
+
+    def m_crc_trailer(self, t: int) -> Frame:
+        """The checksum after the payload (flag bit 0; CRC-32C with bit 1 when this side can compute it),
+        right or wrong: the frame is served as the plain one, or refused for its CRC, in step either way."""
+        payload = self.base_payload(t) if t in (DATA, MODEL) else b""
+        castagnoli = CRC32C is not None and self.rng.random() < 0.5
+        crc = CRC32C(payload) if castagnoli else zlib.crc32(payload)
+        if self.rng.random() < 0.25:
+            crc ^= self.rng.randrange(1, 1 << 32)
+        data = header(t, len(payload), 0, flags=3 if castagnoli else 1) + payload + struct.pack(">I", crc)
+        return Frame(data, t, "crc_trailer", len(payload))
 
     def m_payload_crc(self, t: int) -> Frame:
         payload = self.base_payload(t)

@@ -68,6 +68,48 @@ def client_codec_seconds(wrapper, dataset, samples: int) -> float:
     return float(np.median(times))
 
 
+class _NullTransport:
+    """Takes the server's replies and drops them: the board's own work per request, without a socket."""
+
+    spool_directory = None
+
+    def reply(self, message_type, payload=b"") -> bool:
+        return True
+
+
+def board_breakdown(model_path: Path, wrapper, dataset, directory: Path, samples: int = 2000) -> dict[str, float]:
+    """Median seconds of each step the board takes per INFER, timed in this process with the same
+    runtime and model (decode the tensor list, hand the inputs over, the runtime call, encode the
+    outputs, and the whole request handler with a reply that goes nowhere)."""
+    from edge_ai_lib.core.serving import InferenceServer
+    from edge_ai_lib.core.wire import MessageType, decode_tensors
+    from edge_ai_lib.runtimes.onnxruntime import ONNXRuntime
+
+    runtime = ONNXRuntime(directory / "breakdown.onnx", num_threads=1, resource_interval=0)
+    server = InferenceServer(runtime, _NullTransport(), resource_interval=0)
+    server.load(model_path.read_bytes())
+    inputs, _ = next(iter(dataset.iter_batches("train", batch_size=1, max_samples=1)))
+    payload = bytearray(wrapper.convert_input_to_bytes(inputs))
+    steps = {"decode inputs": lambda: decode_tensors(payload),
+             "set_inputs": lambda: runtime.set_inputs(decode_tensors(payload)),
+             "runtime call": runtime.run,
+             "encode outputs": server.outputs,
+             "whole INFER handler": lambda: server.handle_message(MessageType.INFER, payload)}
+    server.take_inputs(payload)
+    server.infer()  # outputs exist from here on
+    figures = {}
+    for name, step in steps.items():
+        times = []
+        for _ in range(samples):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        figures[name] = float(np.median(times[samples // 10:]))
+        server.pending_inference_s.clear()
+    figures["set_inputs"] -= figures["decode inputs"]
+    return figures
+
+
 def spread(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     values = [v * scale for v in values]
     return f"{np.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
@@ -81,7 +123,7 @@ def main() -> int:
     args = parser.parse_args()
     load_before = os.getloadavg()
     rounds: dict[str, list[dict]] = {"seed": [], "fast": []}
-    rtts, codecs = [], []
+    rtts, codecs, breakdowns = [], [], []
     with tempfile.TemporaryDirectory(prefix="edge-ai-paths-") as tmp:
         directory = Path(tmp)
         dataset = DigitsDataset(directory / "digits")
@@ -100,6 +142,7 @@ def main() -> int:
                     rounds[path].append(session(address, wrapper, dataset, model, path == "fast", args.samples))
                 rtts.append(float(np.median(bare_round_trip(2000))))
                 codecs.append(client_codec_seconds(wrapper, dataset, 500))
+                breakdowns.append(board_breakdown(compiler.compiled_model_path, wrapper, dataset, directory))
     load_after = os.getloadavg()
 
     def figure(path: str, key: str) -> list[float]:
@@ -117,6 +160,13 @@ def main() -> int:
               f"{spread(figure(path, 'overhead_median_s'), us):>20} {spread(figure(path, 'overhead_p99_s'), us):>20} "
               f"{spread(figure(path, 'overhead_min_s'), us):>18}")
     print(f"raw 24-byte round trip: {spread(rtts, us)} us; client encode+decode per sample: {spread(codecs, us)} us")
+
+    print("\nwhere a fast-path sample goes: the board's steps timed in-process (same model and runtime), median "
+          "(range) over rounds, us")
+    for step in breakdowns[0]:
+        print(f"  {step:22} {spread([b[step] for b in breakdowns], us):>20}")
+    print(f"  {'client codec':22} {spread(codecs, us):>20}")
+    print(f"  {'raw round trip':22} {spread(rtts, us):>20}")
 
     rtt, codec = float(np.median(rtts)), float(np.median(codecs))
     fast_period = float(np.median(figure("fast", "period_s")))
@@ -141,7 +191,8 @@ def main() -> int:
         print(f"  {'met   ' if met else 'MISSED'} {name}: {measured:.1f} / {target:.1f} {unit}{gap}")
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "session_paths.json").write_text(json.dumps(
-        {"rounds": rounds, "round_trip_s": rtts, "client_codec_s": codecs, "load_before": load_before,
+        {"rounds": rounds, "round_trip_s": rtts, "client_codec_s": codecs, "board_breakdown_s": breakdowns,
+         "load_before": load_before,
          "load_after": load_after}, indent=1))
     print(f"wrote {args.output / 'session_paths.json'}")
     return 0

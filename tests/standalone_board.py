@@ -41,20 +41,27 @@ def read_exact(sock: socket.socket, size: int) -> bytes | None:
     return data
 
 
-def read_frame(sock: socket.socket) -> tuple[int, bytes] | None:
+def read_frame(sock: socket.socket) -> tuple[int, bytes, bool] | None:
+    """(type, payload, whether the CRC came as a trailer); flag bit 0 is only sent once listed in STATS."""
     head = read_exact(sock, 24)
     if head is None:
         return None
-    magic, version, message_type, _flags, length, payload_crc = HEADER.unpack(head[:20])
+    magic, version, message_type, flags, length, payload_crc = HEADER.unpack(head[:20])
     (header_crc,) = struct.unpack(">I", head[20:])
     if magic != MAGIC or version != 1 or zlib.crc32(head[:20]) != header_crc:
         raise ValueError("bad header")
     payload = read_exact(sock, length) if length else b""
     if payload is None:
         return None
+    trailer = bool(flags & 1)
+    if trailer:
+        tail = read_exact(sock, 4)
+        if tail is None:
+            return None
+        (payload_crc,) = struct.unpack(">I", tail)
     if (zlib.crc32(payload) if payload else 0) != payload_crc:
         raise ValueError("bad payload CRC")
-    return message_type, payload
+    return message_type, payload, trailer
 
 
 def parse_float_tensors(payload: bytes) -> list[tuple[tuple[int, ...], list[float]]]:
@@ -97,8 +104,11 @@ def compute(inputs: tuple[tuple[int, ...], list[float]]) -> tuple[tuple[int, lis
 class StandaloneBoard:
     """Serves one client at a time on 127.0.0.1 (a free port) in a thread, until `close`."""
 
-    def __init__(self, fast: bool = False):
+    def __init__(self, fast: bool = False, crc_trailer: bool = False):
         self.fast = fast
+        self.crc_trailer = crc_trailer  # list "crc_trailer" in STATS' frame_flags
+        self.model_crc_trailers: list[bool] = []
+        self.model_digest: int | None = None
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.settimeout(0.2)
         self.port = self.listener.getsockname()[1]
@@ -119,9 +129,11 @@ class StandaloneBoard:
     def _session(self, sock: socket.socket) -> None:
         inputs, outputs, times = None, None, []
         while (request := read_frame(sock)) is not None:
-            message_type, payload = request
+            message_type, payload, trailer = request
             self.requests.append(message_type)
             if message_type == MODEL:
+                self.model_crc_trailers.append(trailer)
+                self.model_digest = zlib.crc32(payload)
                 info = {"load_time_s": 0.0, "model_size_bytes": len(payload), "runtime": "standalone",
                         "runtime_version": "1", "num_threads": 1, "io": {}}
                 if self.fast:
@@ -148,7 +160,10 @@ class StandaloneBoard:
                 batch, flat = outputs
                 sock.sendall(frame(OK, float_tensor((batch, CLASSES), flat)))
             elif message_type == STATS:
-                sock.sendall(frame(OK, json.dumps({"inference_s": times, "resources": []}).encode()))
+                stats = {"inference_s": times, "resources": []}
+                if self.crc_trailer:
+                    stats["frame_flags"] = ["crc_trailer"]
+                sock.sendall(frame(OK, json.dumps(stats).encode()))
                 times = []
             else:
                 sock.sendall(frame(ERROR, f"unknown request {message_type}".encode()))

@@ -6,6 +6,7 @@ client is served right after.
 
 import socket
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -244,6 +245,16 @@ def test_server_serves_a_good_session_after_the_random_frames(board, model):
 
 
 # -- the document's example frames are what the encoder writes ---------------------------------------------
+def crc32c_by_definition(data: bytes) -> int:
+    """CRC-32C (reflected Castagnoli polynomial 0x82F63B78), one bit at a time."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
 def test_the_documents_example_frames_match_the_encoder_byte_for_byte():
     import re
     from pathlib import Path
@@ -261,6 +272,13 @@ def test_the_documents_example_frames_match_the_encoder_byte_for_byte():
         "INFER carrying that tensor list": frame(MessageType.INFER, tensors),
         "OK answering INFER, board time 0.5 s, the same tensor list as outputs":
             frame(MessageType.OK, encode_infer_answer(0.5, tensors)),
+        "MODEL carrying the 4 bytes 01 02 03 04, with the CRC-32 trailer (flags 0x0001)":
+            encode_header(MessageType.MODEL, b"\x01\x02\x03\x04", crc_trailer=True) + b"\x01\x02\x03\x04"
+            + zlib.crc32(b"\x01\x02\x03\x04").to_bytes(4, "big"),
+        # the CRC-32C here is computed bit by bit from its definition, not by the package the code uses
+        "the same MODEL with a CRC-32C trailer (flags 0x0003)":
+            encode_header(MessageType.MODEL, b"\x01\x02\x03\x04", crc_trailer=True, crc32c=True)
+            + b"\x01\x02\x03\x04" + crc32c_by_definition(b"\x01\x02\x03\x04").to_bytes(4, "big"),
     }
     assert set(examples) == set(expected)
     for name, data in expected.items():

@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 from edge_ai_lib.core.args import ArgumentsMixin
 from edge_ai_lib.core.errors import ProtocolError, RemoteError
-from edge_ai_lib.core.wire import MessageType, decode_infer_answer
+from edge_ai_lib.core.wire import CRC32C_AVAILABLE, MessageType, decode_infer_answer
+
+log = logging.getLogger(__name__)
+
+
+# Models from this size on are sent with the CRC trailer to boards that take it (one STATS first to ask).
+STREAMED_UPLOAD_BYTES = 1 << 20
 
 
 class ServerEvent(enum.Enum):
@@ -36,14 +45,24 @@ class RuntimeProtocol(ArgumentsMixin):
     """
 
     arguments_title = "Runtime protocol arguments"
+    # Server side: where a transport may write a large MODEL payload as it arrives (a SpooledPayload
+    # is delivered instead of bytes); the board's server sets it next to its model files. None, or a
+    # transport that ignores it, delivers bytes.
+    spool_directory: Path | None = None
 
     # -- client side -------------------------------------------------------------------------------
     def initialize_client(self) -> None:
         """Connect to the server; raise ConnectionLostError saying how to reach it when it cannot."""
         raise NotImplementedError
 
-    def send_message(self, message_type: MessageType, payload: bytes = b"") -> None:
-        """Send one message to the server; raise ConnectionLostError when it cannot go out."""
+    def send_message(self, message_type: MessageType, payload: bytes = b"", crc_trailer: bool = False,
+                     crc32c: bool = False) -> None:
+        """Send one message to the server; raise ConnectionLostError when it cannot go out.
+
+        `crc_trailer` (only for a board that listed "crc_trailer" in its `frame_flags`) streams the
+        payload with its checksum after it instead of in the header, CRC-32C with `crc32c` (only for a
+        board that listed "crc32c"); transports without checksums ignore both.
+        """
         raise NotImplementedError
 
     def receive_message(self) -> tuple[MessageType, bytes | bytearray]:
@@ -83,6 +102,38 @@ class RuntimeProtocol(ArgumentsMixin):
         raise NotImplementedError
 
 
+class SpooledPayload:
+    """A large payload received straight into a private file (never held in memory).
+
+    The receiver writes it to `path` as the bytes arrive and hands it over only once it is whole and
+    its CRC checks out; whoever takes it renames the file (`take`) or it is removed (`discard`).
+    """
+
+    def __init__(self, path: Path, length: int):
+        self.path = path
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __bool__(self) -> bool:
+        return self.length > 0
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+    def take(self, destination: Path) -> None:
+        """Make the payload `destination` (a rename within one file system: no copy)."""
+        os.replace(self.path, destination)
+
+    def discard(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as error:
+            log.warning("cannot remove %s (%s)", self.path, error.strerror)
+
+
+
 class ClientSession:
     """The host's half of the session of docs/protocol.md, over any connected transport.
 
@@ -97,6 +148,21 @@ class ClientSession:
 
     def __init__(self, transport: RuntimeProtocol):
         self.transport = transport
+        self.frame_flags: list[str] | None = None  # learnt from the board's STATS before a large MODEL
+
+    def board_frame_flags(self) -> list[str]:
+        """The frame flags the board understands (its STATS answer's `frame_flags`), asked once.
+
+        STATS is asked because every board answers it at any time, also one that knows only the seed's
+        document; a board that answers ERROR, or leaves the field out, gets plain frames only.
+        """
+        if self.frame_flags is None:
+            try:
+                flags = self.download_statistics().get("frame_flags", [])
+            except RemoteError:
+                flags = []
+            self.frame_flags = [flag for flag in flags if isinstance(flag, str)] if isinstance(flags, list) else []
+        return self.frame_flags
 
     def request(self, message_type: MessageType, payload: bytes = b"") -> bytes | bytearray:
         """Send a request and return the payload of its OK (ERROR raises RemoteError)."""
@@ -112,9 +178,16 @@ class ClientSession:
             raise ProtocolError(f"the board answered {request.name} with {message_type.name}, expected OK")
         return payload
 
-    def upload_model(self, model: bytes) -> dict[str, Any]:
-        """Send the compiled model; returns what the board says of it (load time, size, runtime, I/O)."""
-        return _json_object(self.request(MessageType.MODEL, model), MessageType.MODEL)
+    def upload_model(self, model: bytes | bytearray | memoryview) -> dict[str, Any]:
+        """Send the compiled model; returns what the board says of it (load time, size, runtime, I/O).
+
+        A large model goes with its CRC after it (no pass over it before the first byte leaves) when
+        the board understands that frame flag.
+        """
+        flags = self.board_frame_flags() if len(model) >= STREAMED_UPLOAD_BYTES else []
+        self.transport.send_message(MessageType.MODEL, model, crc_trailer="crc_trailer" in flags,
+                                    crc32c="crc_trailer" in flags and "crc32c" in flags and CRC32C_AVAILABLE)
+        return _json_object(self.expect_ok(MessageType.MODEL), MessageType.MODEL)
 
     def upload_input(self, data: bytes) -> None:
         """Send the inputs of the next inference (a tensor list, see `core.wire.encode_tensors`)."""

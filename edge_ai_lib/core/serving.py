@@ -22,13 +22,15 @@ from edge_ai_lib.core.errors import EdgeAIError, ProtocolError, RuntimeFailure
 from edge_ai_lib.core.files import atomic_write_bytes
 from edge_ai_lib.core.provenance import machine_provenance
 from edge_ai_lib.core.runtime import Runtime
-from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent
-from edge_ai_lib.core.wire import MessageType, decode_tensors, encode_infer_answer, encode_tensors
+from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent, SpooledPayload
+from edge_ai_lib.core.wire import CRC32C_AVAILABLE, MessageType, decode_tensors, encode_infer_answer, encode_tensors
 
 log = logging.getLogger(__name__)
 WITHOUT_PAYLOAD = (MessageType.PROCESS, MessageType.OUTPUT, MessageType.STATS)
 # The requests this server answers, listed in its answer to MODEL: a client uses INFER only when listed.
 ANSWERED = ["MODEL", "DATA", "PROCESS", "OUTPUT", "STATS", "INFER"]
+# The header flags this server understands, listed in its answer to STATS (docs/protocol.md).
+FRAME_FLAGS = ["crc_trailer"] + (["crc32c"] if CRC32C_AVAILABLE else [])
 
 
 class ResourceSampler:
@@ -102,9 +104,11 @@ class InferenceServer:
         self.sampler: ResourceSampler | None = None
         self.session_count = 0
         self.session_model_path: Path | None = None
+        # a large model is written to a file beside the session's model file as it arrives, then renamed
+        self.transport.spool_directory = self.save_model_path.parent
 
     # -- the steps of a session --------------------------------------------------------------------
-    def load(self, model_bytes: bytes | bytearray) -> dict[str, Any]:
+    def load(self, model_bytes: bytes | bytearray | SpooledPayload) -> dict[str, Any]:
         """Store the model in this session's file and load it; returns what OK tells the host.
 
         Besides the runtime's description of the model (load time, size, threads, I/O), the answer
@@ -112,7 +116,10 @@ class InferenceServer:
         """
         path = self._session_path()
         self.model_loaded = self.inputs_ready = self.outputs_ready = False
-        atomic_write_bytes(path, model_bytes, elsewhere="pass another --save-model-path to the server")
+        if isinstance(model_bytes, SpooledPayload):  # already a complete, checked file beside `path`
+            model_bytes.take(path)
+        else:
+            atomic_write_bytes(path, model_bytes, elsewhere="pass another --save-model-path to the server")
         info = self.runtime.load_and_describe(path)
         self.model_loaded = True
         self.pending_inference_s.clear()
@@ -159,7 +166,7 @@ class InferenceServer:
     def statistics(self) -> dict[str, Any]:
         """Board-side times and resource samples since the previous STATS (each reported once)."""
         stats = {"inference_s": list(self.pending_inference_s),
-                 "resources": self.sampler.drain() if self.sampler else []}
+                 "resources": self.sampler.drain() if self.sampler else [], "frame_flags": FRAME_FLAGS}
         self.pending_inference_s.clear()
         return stats
 
@@ -227,7 +234,11 @@ class InferenceServer:
                 try:
                     for event, detail, payload in self.transport.wait_for_activity():
                         if event == ServerEvent.MESSAGE:
-                            self.handle_message(detail, payload)
+                            try:
+                                self.handle_message(detail, payload)
+                            finally:
+                                if isinstance(payload, SpooledPayload):
+                                    payload.discard()  # taken as the model, or refused: never left behind
                         else:
                             self.reset_session()
                 except ProtocolError as error:  # a transport that reports a lost client by raising

@@ -22,6 +22,32 @@ MAGIC = b"EAIT"
 PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">4sBBHQI")  # magic, version, type, flags, payload length, payload CRC
 HEADER_SIZE = HEADER.size + 4  # + CRC-32 of the header
+# Flag bit 0: the payload's CRC-32 follows the payload (4 bytes, big-endian) and the header's payload
+# CRC field is 0, so a sender streams a large payload without a pass over it first. Sent only to a
+# board whose answer to STATS lists "crc_trailer" in `frame_flags` (docs/protocol.md).
+FLAG_CRC_TRAILER = 0x0001
+# Flag bit 1: the payload's checksum is CRC-32C (Castagnoli), computed by the CPU's CRC instruction
+# (~3x zlib's CRC-32 here), instead of CRC-32; sent only to a board that lists "crc32c" in
+# `frame_flags`, which it does when the optional `crc32c` package is installed (extra `fastcrc`).
+FLAG_CRC32C = 0x0002
+TRAILER = struct.Struct(">I")
+
+try:  # optional: without it, frames use CRC-32 and the board does not offer "crc32c"
+    from crc32c import crc32c as _crc32c
+except ImportError:  # pragma: no cover - depends on the install
+    _crc32c = None
+
+CRC32C_AVAILABLE = _crc32c is not None
+
+
+def payload_checksum(use_crc32c: bool):
+    """The running checksum function (data, value) -> value of a frame's payload."""
+    if not use_crc32c:
+        return zlib.crc32
+    if _crc32c is None:
+        raise FrameError("the frame's payload checksum is CRC-32C, which this side cannot compute: install the "
+                         "crc32c package (edge_ai_lib[fastcrc]) or do not send flag crc32c", False)
+    return _crc32c
 DEFAULT_MAX_PAYLOAD = 256 * 1024 * 1024
 
 
@@ -66,6 +92,8 @@ class FrameHeader:
     message_type: int
     length: int
     payload_crc: int
+    crc_trailer: bool = False  # the CRC comes after the payload (FLAG_CRC_TRAILER), not in the header
+    crc32c: bool = False  # the payload's checksum is CRC-32C (FLAG_CRC32C), not CRC-32
 
 
 class FrameError(ProtocolError):
@@ -80,10 +108,19 @@ class FrameError(ProtocolError):
         self.resynchronisable = resynchronisable
 
 
-def encode_header(message_type: int, payload: bytes | bytearray | memoryview) -> bytes:
-    """The 24-byte header of a frame carrying `payload` (sent before it, possibly in pieces)."""
-    head = HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message_type), 0, len(payload),
-                       zlib.crc32(payload) if len(payload) else 0)
+def encode_header(message_type: int, payload: bytes | bytearray | memoryview, crc_trailer: bool = False,
+                  crc32c: bool = False) -> bytes:
+    """The 24-byte header of a frame carrying `payload` (sent before it, possibly in pieces).
+
+    With `crc_trailer`, the payload is not read here: its checksum goes after it (FLAG_CRC_TRAILER),
+    CRC-32C with `crc32c` (FLAG_CRC32C), else CRC-32.
+    """
+    if crc_trailer:
+        flags = FLAG_CRC_TRAILER | (FLAG_CRC32C if crc32c else 0)
+        head = HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message_type), flags, len(payload), 0)
+    else:
+        head = HEADER.pack(MAGIC, PROTOCOL_VERSION, int(message_type), 0, len(payload),
+                           zlib.crc32(payload) if len(payload) else 0)
     return head + struct.pack(">I", zlib.crc32(head))
 
 
@@ -93,7 +130,7 @@ def decode_header(data: bytes, max_payload: int) -> FrameHeader:
     The length is checked against `max_payload` here, from the header alone, so that a receiver can
     refuse a huge frame before reading (or allocating for) any of it.
     """
-    magic, version, message_type, _flags, length, payload_crc = HEADER.unpack_from(data)
+    magic, version, message_type, flags, length, payload_crc = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise FrameError(f"bad magic {magic!r}, expected {MAGIC!r}: not an edge_ai_lib client", False)
     if version != PROTOCOL_VERSION:
@@ -105,7 +142,9 @@ def decode_header(data: bytes, max_payload: int) -> FrameHeader:
     if length > max_payload:
         raise FrameError(f"payload of {length} bytes exceeds the limit of {max_payload} bytes: "
                          "raise --max-payload on the server", False)
-    return FrameHeader(message_type, length, payload_crc)
+    if flags & FLAG_CRC32C:
+        payload_checksum(True)  # refuse, from the header, a checksum this side cannot compute
+    return FrameHeader(message_type, length, payload_crc, bool(flags & FLAG_CRC_TRAILER), bool(flags & FLAG_CRC32C))
 
 
 def check_payload(header: FrameHeader, payload: bytes | bytearray, crc: int | None = None) -> MessageType:
@@ -118,7 +157,7 @@ def check_payload(header: FrameHeader, payload: bytes | bytearray, crc: int | No
         over a large payload); None computes it here.
     """
     if crc is None:
-        crc = zlib.crc32(payload) if len(payload) else 0
+        crc = payload_checksum(header.crc32c)(payload, 0) if len(payload) else 0
     if crc != header.payload_crc:
         raise FrameError("payload CRC mismatch: the payload was corrupted in transit", True)
     try:

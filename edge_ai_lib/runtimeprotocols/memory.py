@@ -43,7 +43,8 @@ class MemoryProtocol(RuntimeProtocol):
         self.connection = Replies()
         self.server.requests.put((self.connection, ServerEvent.CONNECTED, "memory", None))
 
-    def send_message(self, message_type: MessageType, payload: bytes = b"") -> None:
+    def send_message(self, message_type: MessageType, payload: bytes = b"", crc_trailer: bool = False,
+                     crc32c: bool = False) -> None:
         if self.connection is None:
             raise ConnectionLostError("not connected: call initialize_client first")
         self.server.requests.put((self.connection, ServerEvent.MESSAGE, MessageType(message_type), bytearray(payload)))

@@ -13,23 +13,31 @@ Only socket code is here: the bytes are `core.wire`'s, the host's session is
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import logging
 import math
+import os
+import queue
+import select
 import selectors
 import socket
+import tempfile
 import threading
 import time
 import zlib
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
 
 from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.errors import ConnectionLostError, ProtocolError
-from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent
+from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent, SpooledPayload
 from edge_ai_lib.core.wire import (
     DEFAULT_MAX_PAYLOAD,
     HEADER_SIZE,
+    TRAILER,
     FrameError,
+    payload_checksum,
     MessageType,
     check_payload,
     decode_header,
@@ -37,8 +45,9 @@ from edge_ai_lib.core.wire import (
 )
 
 log = logging.getLogger(__name__)
-# A receiver takes whatever has arrived, up to this much per call, and grows a frame's buffer only by
-# what it has received: a header announcing 256 MiB costs nothing until the bytes come.
+# Each connection's receive buffer: a read takes whatever has arrived, up to this much. A larger
+# payload grows only by what has been received (a header announcing 256 MiB costs nothing until the
+# bytes come), or goes straight to a file (MODEL, when the server set a spool directory).
 RECEIVE_LIMIT = 1 << 20
 LISTEN_BACKLOG = 128
 # Refused ("busy") connections are drained for a short while before closing, so that the kernel sends
@@ -55,45 +64,301 @@ class _FrameDeadline(Exception):
     """A frame did not arrive whole within the timeout (raised instead of socket.timeout, which is an OSError)."""
 
 
-def _receive_exact(sock: socket.socket, size: int, deadline: float, scratch: memoryview) -> tuple[bytearray, int]:
-    """Read exactly `size` bytes before `deadline`; returns them and their CRC-32, computed as they arrive.
-
-    The buffer grows by what has been received only (through `scratch`), never ahead of the bytes.
-    """
-    buffer = bytearray()
-    crc = 0
-    while len(buffer) < size:
+def _wait(poller: select.poll, deadline: float) -> bool:
+    """Wait until the poller's socket is ready or `deadline` passes; returns whether it is ready."""
+    while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise _FrameDeadline(f"{len(buffer)} of {size} bytes")
-        sock.settimeout(remaining)
+            return False
         try:
-            count = sock.recv_into(scratch, min(len(scratch), size - len(buffer)))
-        except socket.timeout:
-            raise _FrameDeadline(f"{len(buffer)} of {size} bytes") from None
-        if count == 0:
-            raise ConnectionLostError(f"connection closed after {len(buffer)} of {size} bytes")
-        chunk = scratch[:count]
-        crc = zlib.crc32(chunk, crc)
-        buffer += chunk
-        chunk.release()
-    return buffer, crc
+            return bool(poller.poll(max(1, math.ceil(remaining * 1000))))
+        except InterruptedError:
+            continue
 
 
-def _send_frame(sock: socket.socket, message_type: MessageType, payload: bytes | bytearray | memoryview,
-                deadline: float, packet_size: int) -> None:
-    """Send one frame before `deadline` (raises socket.timeout or another OSError otherwise)."""
-    header = encode_header(message_type, payload)
-    if len(payload) <= packet_size:
-        sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-        sock.sendall(header + bytes(payload))
-        return
-    sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-    sock.sendall(header)
-    view = memoryview(payload)
-    for start in range(0, len(view), packet_size):
-        sock.settimeout(max(deadline - time.monotonic(), 1e-3))
-        sock.sendall(view[start:start + packet_size])
+class _SpoolWriter:
+    """Checksums received pieces and writes them to a file on a thread of its own, so that the socket
+    is read while the previous piece goes to the file (both release the GIL). A few buffers circulate
+    between the two threads; a write error is kept and the remaining pieces are only checksummed, so
+    that the stream stays in step and the sender hears why."""
+
+    BUFFERS = 3
+
+    def __init__(self, handle: BinaryIO, checksum):
+        self.handle = handle
+        self.checksum = checksum
+        self.crc = 0
+        self.failure: OSError | None = None
+        self.free: queue.Queue[bytearray] = queue.Queue()
+        self.work: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self.thread: threading.Thread | None = None
+
+    def write_now(self, piece: memoryview) -> None:
+        """Write a piece on the caller's thread (before the writer thread starts)."""
+        self.crc = self.checksum(piece, self.crc)
+        self._store(piece)
+
+    def _store(self, piece: memoryview) -> None:
+        if self.failure is None:
+            try:
+                self.handle.write(piece)
+            except OSError as error:
+                self.failure = error
+
+    def free_buffer(self, deadline: float) -> bytearray:
+        if self.thread is None:
+            for _ in range(self.BUFFERS):
+                self.free.put(bytearray(RECEIVE_LIMIT))
+            self.thread = threading.Thread(target=self._run, name="spool-writer", daemon=True)
+            self.thread.start()
+        try:
+            return self.free.get(timeout=max(deadline - time.monotonic(), 1e-3))
+        except queue.Empty:
+            raise _FrameDeadline("the board could not store the payload as fast as it arrived") from None
+
+    def queue(self, buffer: bytearray, count: int) -> None:
+        self.work.put((buffer, count))
+
+    def _run(self) -> None:
+        while True:
+            item = self.work.get()
+            if item is None:
+                return
+            buffer, count = item
+            with memoryview(buffer) as whole, whole[:count] as piece:
+                self.crc = self.checksum(piece, self.crc)
+                self._store(piece)
+            self.free.put(buffer)
+
+    def finish(self) -> tuple[int, OSError | None]:
+        """Wait for the queued pieces; returns the checksum and the first write error."""
+        if self.thread is not None:
+            self.work.put(None)
+            self.thread.join()
+            self.thread = None
+        return self.crc, self.failure
+
+
+class _Stream:
+    """One connected socket, non-blocking, with its receive buffer.
+
+    A frame is read with as few system calls as its bytes allow: whatever has arrived is taken in one
+    read (a small frame that has arrived whole costs one read, plus one poll when the reader had to
+    wait), and what follows the frame stays buffered for the next one. Frames are sent with one
+    `sendmsg` of header and payload when the socket takes them; large payloads go in pieces. Every
+    wait is a poll bounded by the frame's deadline.
+    """
+
+    def __init__(self, sock: socket.socket, buffer_size: int = RECEIVE_LIMIT):
+        self.sock = sock
+        sock.setblocking(False)
+        self.buffer = bytearray(buffer_size)
+        self.view = memoryview(self.buffer)
+        self.start = self.end = 0
+        self.readable = select.poll()
+        self.readable.register(sock, select.POLLIN)
+        self.writable = select.poll()
+        self.writable.register(sock, select.POLLOUT)
+
+    # -- receiving ---------------------------------------------------------------------------------
+    def buffered(self) -> int:
+        return self.end - self.start
+
+    def _read_some(self, deadline: float, limit: int | None = None) -> int:
+        """Read what has arrived (at most `limit` bytes) into the buffer, waiting until `deadline` for
+        something; socket.timeout when nothing came, ConnectionLostError when the peer closed."""
+        if self.start == self.end:
+            self.start = self.end = 0
+        elif self.end == len(self.buffer) or (limit is not None and self.end + limit > len(self.buffer)):
+            kept = self.end - self.start
+            self.buffer[:kept] = self.view[self.start:self.end]
+            self.start, self.end = 0, kept
+        room = len(self.buffer) - self.end if limit is None else min(limit, len(self.buffer) - self.end)
+        count = self._recv_into(self.view[self.end:self.end + room], deadline)
+        self.end += count
+        return count
+
+    def _recv_into(self, view: memoryview, deadline: float) -> int:
+        """Read what has arrived into `view` (at least one byte), waiting until `deadline`."""
+        while True:
+            try:
+                count = self.sock.recv_into(view, len(view))
+            except (BlockingIOError, InterruptedError):
+                if not _wait(self.readable, deadline):
+                    raise socket.timeout("nothing arrived") from None
+                continue
+            if count == 0:
+                raise ConnectionLostError("connection closed")
+            return count
+
+    def _fill(self, size: int, deadline: float, received_of: str) -> None:
+        """Have at least `size` bytes buffered before `deadline` (size <= the buffer's size)."""
+        while self.buffered() < size:
+            try:
+                self._read_some(deadline, None if self.start + size <= len(self.buffer) else size - self.buffered())
+            except socket.timeout:
+                raise _FrameDeadline(received_of.format(self.buffered())) from None
+            except ConnectionLostError:
+                raise ConnectionLostError(f"connection closed after {received_of.format(self.buffered())}") from None
+
+    def _take(self, size: int) -> memoryview:
+        piece = self.view[self.start:self.start + size]
+        self.start += size
+        return piece
+
+    def receive_frame(self, wait: float, timeout: float, max_payload: int,
+                      spool: Callable[[int, int], tuple[BinaryIO, Path] | None] | None = None
+                      ) -> tuple[MessageType, bytearray | SpooledPayload]:
+        """One whole frame, which must arrive within `timeout` from its first byte.
+
+        The first byte is awaited for `wait` seconds; socket.timeout when none came. `spool(type,
+        length)` may give a file (and its path) for a payload larger than the buffer: it is written
+        there as it arrives, and handed over as a SpooledPayload once checked.
+        """
+        if not self.buffered():
+            self._read_some(time.monotonic() + wait)
+        deadline = time.monotonic() + timeout
+        self._fill(HEADER_SIZE, deadline, "{} of " + f"{HEADER_SIZE} header bytes")
+        header = decode_header(bytes(self._take(HEADER_SIZE)), max_payload)
+        length = header.length
+        trailer = TRAILER.size if header.crc_trailer else 0
+        if length + trailer <= len(self.buffer):
+            self._fill(length + trailer, deadline, "{} of " + f"{length + trailer} payload bytes")
+            payload = bytearray(self._take(length))
+            crc = payload_checksum(header.crc32c)(payload, 0) if length else 0
+        else:
+            target = spool(header.message_type, length) if spool is not None else None
+            try:
+                payload, crc = self._receive_large(length, deadline, target, payload_checksum(header.crc32c))
+            except FrameError:  # the payload could not be stored: read the trailer, so that the stream is in step
+                if trailer:
+                    self._fill(trailer, deadline, "{} of " + f"{trailer} CRC trailer bytes")
+                    self._take(trailer)
+                raise
+            if trailer:
+                self._fill(trailer, deadline, "{} of " + f"{trailer} CRC trailer bytes")
+        if trailer:
+            (sent_crc,) = TRAILER.unpack(self._take(trailer))
+            header = dataclasses.replace(header, payload_crc=sent_crc)
+        try:
+            return check_payload(header, payload if not isinstance(payload, SpooledPayload) else b"", crc), payload
+        except FrameError:
+            if isinstance(payload, SpooledPayload):
+                payload.discard()
+            raise
+
+    def _receive_large(self, length: int, deadline: float, target: tuple[BinaryIO, Path] | None, checksum
+                       ) -> tuple[bytearray | SpooledPayload, int]:
+        """A payload larger than the buffer: into `target`'s file when given, else a bytearray that grows
+        only by what has arrived. The checksum is computed as the bytes pass."""
+        if target is None:
+            return self._receive_into_memory(length, deadline, checksum)
+        writer = _SpoolWriter(target[0], checksum)
+        received = 0
+        try:
+            if self.buffered():  # what came with the header
+                piece = self._take(min(self.buffered(), length))
+                writer.write_now(piece)
+                received += len(piece)
+                piece.release()
+            while received < length:
+                buffer = writer.free_buffer(deadline)
+                view = memoryview(buffer)
+                want, filled = min(len(buffer), length - received), 0
+                try:
+                    while filled < want:
+                        filled += self._recv_into(view[filled:want], deadline)
+                except socket.timeout:
+                    raise _FrameDeadline(f"{received + filled} of {length} payload bytes") from None
+                except ConnectionLostError:
+                    raise ConnectionLostError(f"connection closed after {received + filled} of {length} payload "
+                                              "bytes") from None
+                finally:
+                    view.release()
+                writer.queue(buffer, filled)
+                received += filled
+            crc, failure = writer.finish()
+            try:
+                target[0].close()
+            except OSError as error:
+                failure = failure or error
+            if failure is not None:
+                raise FrameError(f"the board cannot store a payload of {length} bytes in {target[1].parent} "
+                                 f"({failure.strerror or failure}): free space there or pass another "
+                                 "--save-model-path to the server", True)
+            return SpooledPayload(target[1], length), crc
+        except BaseException:
+            writer.finish()
+            target[0].close()
+            target[1].unlink(missing_ok=True)
+            raise
+
+    def _receive_into_memory(self, length: int, deadline: float, checksum) -> tuple[bytearray, int]:
+        crc, received = 0, 0
+        memory = bytearray()
+        while received < length:
+            if not self.buffered():
+                try:
+                    self._read_some(deadline, length - received)
+                except socket.timeout:
+                    raise _FrameDeadline(f"{received} of {length} payload bytes") from None
+                except ConnectionLostError:
+                    raise ConnectionLostError(f"connection closed after {received} of {length} payload "
+                                              "bytes") from None
+            piece = self._take(min(self.buffered(), length - received))
+            crc = checksum(piece, crc)
+            received += len(piece)
+            memory += piece
+            piece.release()
+        return memory, crc
+
+    # -- sending -----------------------------------------------------------------------------------
+    def send_all(self, pieces: list[bytes | bytearray | memoryview], deadline: float) -> None:
+        """Send every piece before `deadline` (socket.timeout otherwise), with one sendmsg when the socket
+        takes them all."""
+        views = [memoryview(piece).cast("B") for piece in pieces if len(piece)]
+        while views:
+            try:
+                sent = self.sock.sendmsg(views)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            while sent and views:
+                if sent >= len(views[0]):
+                    sent -= len(views[0])
+                    views.pop(0)
+                else:
+                    views[0] = views[0][sent:]
+                    sent = 0
+            if views and not _wait(self.writable, deadline):
+                raise socket.timeout("the peer is not reading")
+
+    def send_frame(self, message_type: MessageType, payload: bytes | bytearray | memoryview, deadline: float,
+                   packet_size: int, crc_trailer: bool = False, crc32c: bool = False) -> None:
+        """Send one frame before `deadline` (raises socket.timeout or another OSError otherwise).
+
+        With `crc_trailer` sending starts at once, whatever the payload's size: its CRC is computed on
+        another thread while the bytes go (the checksum releases the GIL, as does sending), and sent
+        after them (FLAG_CRC_TRAILER); CRC-32C with `crc32c` (FLAG_CRC32C).
+        """
+        header = encode_header(message_type, payload, crc_trailer, crc32c)
+        if crc_trailer:
+            checksum: list[int] = []
+            function = payload_checksum(crc32c)
+            worker = threading.Thread(target=lambda: checksum.append(function(payload, 0)), name="payload-crc")
+            worker.start()
+            try:
+                self.send_all([header, payload], deadline)
+            finally:
+                worker.join()
+            self.send_all([TRAILER.pack(checksum[0])], deadline)
+            return
+        if len(payload) <= packet_size:
+            self.send_all([header, payload], deadline)
+            return
+        self.send_all([header], deadline)
+        view = memoryview(payload).cast("B")
+        for start in range(0, len(view), packet_size):
+            self.send_all([view[start:start + packet_size]], deadline)
 
 
 # Linux TCP states (first byte of struct tcp_info) in which the peer has sent FIN or the connection is gone.
@@ -276,8 +541,8 @@ class NetworkProtocol(RuntimeProtocol):
             raise ProtocolError(f"--max-payload must be positive, got {self.max_payload}")
         self.listener: socket.socket | None = None
         self.connection: socket.socket | None = None
+        self.stream: _Stream | None = None
         self.client_deadline = 0.0
-        self.scratch = memoryview(bytearray(RECEIVE_LIMIT))
         # server side: the acceptor hands a client over through `pending`, under `lock`
         self.acceptor: _Acceptor | None = None
         self.lock = threading.Lock()
@@ -286,20 +551,22 @@ class NetworkProtocol(RuntimeProtocol):
         self.reply_failed = False
 
     # -- frames ------------------------------------------------------------------------------------
-    def _receive_frame(self, sock: socket.socket, wait: float | None = None) -> tuple[MessageType, bytearray]:
-        """One whole frame, which must arrive within `timeout` from its first byte.
+    def _spool(self, message_type: int, length: int) -> tuple[BinaryIO, Path] | None:
+        """A private file for a large MODEL payload, when a spool directory is set."""
+        if self.spool_directory is None or message_type != MessageType.MODEL:
+            return None
+        try:
+            handle = tempfile.NamedTemporaryFile(dir=self.spool_directory, prefix=".receiving-", delete=False)
+        except OSError as error:
+            log.warning("cannot spool a %d-byte payload in %s (%s): receiving it in memory", length,
+                        self.spool_directory, error.strerror)
+            return None
+        return handle, Path(handle.name)
 
-        The first byte is awaited for `wait` seconds (default: `timeout`); socket.timeout when none came.
-        """
-        sock.settimeout(self.timeout if wait is None else max(wait, 1e-3))
-        if sock.recv_into(self.scratch, 1) == 0:
-            raise ConnectionLostError("connection closed")
-        deadline = time.monotonic() + self.timeout
-        rest, _ = _receive_exact(sock, HEADER_SIZE - 1, deadline, self.scratch[1:])
-        header = decode_header(bytes(self.scratch[:1]) + bytes(rest), self.max_payload)
-        payload, crc = _receive_exact(sock, header.length, deadline, self.scratch) if header.length \
-            else (bytearray(), 0)
-        return check_payload(header, payload, crc), payload
+    def _receive_frame(self, wait: float | None = None) -> tuple[MessageType, bytearray | SpooledPayload]:
+        """One whole frame from the connection (see _Stream.receive_frame)."""
+        return self.stream.receive_frame(self.timeout if wait is None else max(wait, 1e-3), self.timeout,
+                                         self.max_payload, self._spool)
 
     # -- server ------------------------------------------------------------------------------------
     def initialize_server(self) -> None:
@@ -350,8 +617,8 @@ class NetworkProtocol(RuntimeProtocol):
                 self.handed_over.clear()
                 return []
             sock, address = self.pending.popleft()
-            sock.setblocking(True)
             self.connection = sock
+            self.stream = _Stream(sock)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -365,14 +632,14 @@ class NetworkProtocol(RuntimeProtocol):
         """Close the current client, telling it why first when a reason is given and it can still hear."""
         with self.lock:
             sock, self.connection = self.connection, None
+            stream, self.stream = self.stream, None
         if sock is None:
             return []
         if reason:
             log.info("dropping client: %s", reason)
             if not self.reply_failed:
                 try:
-                    _send_frame(sock, MessageType.ERROR, reason.encode(), time.monotonic() + 1.0,
-                                self.packet_size)
+                    stream.send_frame(MessageType.ERROR, reason.encode(), time.monotonic() + 1.0, self.packet_size)
                 except OSError:
                     pass
         _linger_close(sock)
@@ -390,7 +657,7 @@ class NetworkProtocol(RuntimeProtocol):
         if remaining <= 0:
             return self.drop_client(f"no request for {self.timeout:g} s: disconnecting")
         try:
-            message_type, payload = self._receive_frame(self.connection, wait=min(poll, remaining))
+            message_type, payload = self._receive_frame(wait=min(poll, remaining))
         except socket.timeout:
             return []  # no request yet: the idle deadline above ends the session in time
         except FrameError as error:
@@ -412,11 +679,10 @@ class NetworkProtocol(RuntimeProtocol):
 
     def reply(self, message_type: MessageType, payload: bytes | bytearray | memoryview = b"") -> bool:
         """Answer the current client; a client that cannot be answered is dropped, never raised about."""
-        sock = self.connection
-        if sock is None or self.reply_failed:
+        if self.stream is None or self.reply_failed:
             return False
         try:
-            _send_frame(sock, message_type, payload, time.monotonic() + self.timeout, self.packet_size)
+            self.stream.send_frame(message_type, payload, time.monotonic() + self.timeout, self.packet_size)
             return True
         except OSError as error:
             log.info("client lost while answering (%s): ending its session", error)
@@ -437,11 +703,13 @@ class NetworkProtocol(RuntimeProtocol):
             self.listener = None
 
     # -- both sides --------------------------------------------------------------------------------
-    def send_message(self, message_type: MessageType, payload: bytes = b"") -> None:
-        if self.connection is None:
+    def send_message(self, message_type: MessageType, payload: bytes = b"", crc_trailer: bool = False,
+                     crc32c: bool = False) -> None:
+        if self.stream is None:
             raise ConnectionLostError("not connected")
         try:
-            _send_frame(self.connection, message_type, payload, time.monotonic() + self.timeout, self.packet_size)
+            self.stream.send_frame(message_type, payload, time.monotonic() + self.timeout, self.packet_size,
+                                   crc_trailer, crc32c)
         except socket.timeout as error:
             raise ConnectionLostError(f"sending {message_type.name} did not finish within {self.timeout:g} s: the "
                                       "peer stopped reading; see the server's log") from error
@@ -450,10 +718,10 @@ class NetworkProtocol(RuntimeProtocol):
                                       "closed the connection; see the server's log") from error
 
     def receive_message(self) -> tuple[MessageType, bytearray]:
-        if self.connection is None:
+        if self.stream is None:
             raise ConnectionLostError("not connected")
         try:
-            return self._receive_frame(self.connection)
+            return self._receive_frame()
         except (socket.timeout, _FrameDeadline) as error:
             raise ConnectionLostError(f"the board did not answer within {self.timeout:g} s: check that the server "
                                       "is running, or raise --timeout for slow models") from error
@@ -467,6 +735,7 @@ class NetworkProtocol(RuntimeProtocol):
         if self.connection is not None:
             self.connection.close()
             self.connection = None
+            self.stream = None
 
     # -- client ------------------------------------------------------------------------------------
     def initialize_client(self, attempts_until: float | None = None) -> None:
@@ -482,3 +751,4 @@ class NetworkProtocol(RuntimeProtocol):
                 time.sleep(0.05)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.connection = sock
+        self.stream = _Stream(sock)
