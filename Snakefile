@@ -24,6 +24,18 @@ include: "rules/onnx.smk"
 include: "rules/compile.smk"
 include: "rules/benchmark.smk"
 include: "rules/report.smk"
+include: "rules/compare.smk"
+
+
+# On a cluster (profiles/slurm, profiles/cluster-generic) these run on the submitting node: datasets are
+# downloaded where the network is, boards are reached from there (one benchmark per board at a time),
+# and the report is light. Training, ONNX export, tuning and compilation are submitted as cluster jobs.
+localrules:
+    all,
+    prepare_dataset,
+    benchmark_board,
+    render_report,
+    compare_runs,
 
 
 rule all:

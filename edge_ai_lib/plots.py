@@ -120,6 +120,48 @@ def draw_tradeoff(points: Sequence[dict], x_key: str, y_key: str, x_label: str, 
     return fig
 
 
+def draw_pareto(points: Sequence[dict], unit: str, factor: float, title: str) -> Any:
+    """Accuracy against median latency, one marker per run with its 95% intervals as error bars, a legend
+    naming each run, and the Pareto front (runs no other run beats on both) joined by a line.
+
+    Each point holds label, latency_ms, latency_low_ms, latency_high_ms, accuracy, accuracy_low,
+    accuracy_high; `unit` and `factor` (from ms) set the latency axis. The latency axis starts at 0 and
+    the accuracy axis spans at least 10 points, so that one sample in a few hundred does not look like
+    a cliff.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=110)
+    markers = "osD^vP*Xh<>p"
+    colours = plt.get_cmap("tab10")
+    for index, point in enumerate(points):
+        x = point["latency_ms"] * factor
+        ax.errorbar(x, point["accuracy"],
+                    xerr=[[x - point["latency_low_ms"] * factor], [point["latency_high_ms"] * factor - x]],
+                    yerr=[[point["accuracy"] - point["accuracy_low"]], [point["accuracy_high"] - point["accuracy"]]],
+                    fmt=markers[index % len(markers)], color=colours(index % 10), markersize=7, capsize=3,
+                    linewidth=1, label=point["label"])
+    front = sorted((p for p in points if not any(
+        (o["latency_ms"] <= p["latency_ms"] and o["accuracy"] >= p["accuracy"])
+        and (o["latency_ms"] < p["latency_ms"] or o["accuracy"] > p["accuracy"]) for o in points)),
+        key=lambda p: p["latency_ms"])
+    if len(front) > 1:
+        ax.plot([p["latency_ms"] * factor for p in front], [p["accuracy"] for p in front], color="#888888",
+                linestyle="--", linewidth=1, zorder=0, label="Pareto front")
+    high = max(p["latency_high_ms"] for p in points) * factor
+    ax.set_xlim(0, high * 1.1 if high > 0 else 1)
+    low = min(p["accuracy_low"] for p in points)
+    bottom = max(0.0, min(low - 0.02, 0.9))
+    ax.set_ylim(bottom, 1.0 + (1.0 - bottom) * 0.02)
+    ax.set_xlabel(f"median latency per call [{unit}] (95% CI)", fontsize=11)
+    ax.set_ylabel("accuracy (95% CI)", fontsize=11)
+    ax.set_title(title, fontsize=12)
+    ax.tick_params(labelsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 def _write_png(fig: Any, target: Path | IO[bytes]) -> None:
     """Save `fig` as PNG into a temporary file or a buffer, then close it.
 

@@ -1,6 +1,8 @@
 rule benchmark_board:
     input:
-        compiled=lambda wildcards: compiled_file(wildcards.model, wildcards.compiler),
+        compiled=lambda wildcards: compilation_record(
+            wildcards.model, wildcards.compiler
+        ),
         model=lambda wildcards: model_file(wildcards.model),
         dataset=lambda wildcards: dataset_summary(wildcards.model),
     output:
@@ -16,3 +18,21 @@ rule benchmark_board:
         spec=benchmark_spec,
     shell:
         scenario_command("inference_client")
+
+
+# The framework model itself on this host, over the same samples: the reference of its variants (accuracy
+# change, top-1 agreement and largest output difference in the report).
+rule evaluate_model:
+    input:
+        model=lambda wildcards: model_file(wildcards.model),
+        dataset=lambda wildcards: dataset_summary(wildcards.model),
+    output:
+        result=PATHS["reference"],
+    log:
+        "results/logs/evaluate_model/{model}.log",
+    benchmark:
+        "results/logs/evaluate_model/{model}.benchmark.tsv"
+    params:
+        spec=reference_spec,
+    shell:
+        scenario_command("inference_performance")

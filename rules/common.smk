@@ -34,7 +34,7 @@ PYTHON = "python3"
 SET_BY_THE_WORKFLOW = {
     "dataset": {"dataset_root", "download_dataset"},
     "model": {"model_path"},
-    "compiler": {"compiled_model_path"},
+    "compiler": {"compiled_model_path", "architecture", "tuning_database"},
     "runtime": {"save_model_path"},
     "board": {"board_name", "architecture", "lock_timeout"},
 }
@@ -210,6 +210,11 @@ def argument_problems(keys, arguments, cls, role):
                     declared[key].convert(one, cls.__name__)
             except ConfigurationError as error:
                 problems.append(([*keys, key], str(error)))
+    for name, argument in declared.items():
+        if argument.required and name not in reserved and name not in arguments:
+            problems.append(
+                (keys, f"{cls.__name__} needs its argument {name}: {argument.help}")
+            )
     return problems
 
 
@@ -394,8 +399,14 @@ PATHS = {
     "training_summary": "results/models/{model}/logs-{extension}/training.json",
     "onnx": "results/models/{model}/model.onnx",
     "compiled": "results/compiled/{model}/{compiler}/model.{suffix}",
+    # The compile job's output: the compilation's record beside the compiled model, or the failure of a
+    # model the compiler cannot take (then there is no compiled model, and its runs are failed rows).
+    "compilation": "results/compiled/{model}/{compiler}/model.{suffix}.json",
+    "tuning": "results/tuning/{model}/{compiler}",
     "benchmark": "results/benchmarks/{model}/{compiler}/{board}-t{num_threads}.json",
     "received_model": "results/boards/{board}/received-model.{suffix}",
+    # The framework model itself, evaluated on this host: the reference its compiled variants are held to.
+    "reference": "results/reference/{model}/framework.json",
 }
 # Names in paths are config keys (the schema's pattern); the thread count is a positive integer.
 NAME = yaml.safe_load(Path(workflow.basedir, CONFIG_SCHEMA).read_text())["definitions"][
@@ -450,6 +461,28 @@ def compiled_file(model, compiler):
     )
 
 
+def compilation_record(model, compiler):
+    return PATHS["compilation"].format(
+        model=model, compiler=compiler, suffix=compiled_suffix(compiler)
+    )
+
+
+def tunes(compiler):
+    """Whether the compiler tunes the model first, into a database that is a workflow output of its own."""
+    return compiler_class(compiler).tunes(entry("compilers", compiler)["args"])
+
+
+def tuning_database(model, compiler):
+    return PATHS["tuning"].format(model=model, compiler=compiler)
+
+
+def tuning_input(wildcards):
+    """The tuning database a compilation reads, for compilers that tune (none for the others)."""
+    if tunes(wildcards.compiler):
+        return [tuning_database(wildcards.model, wildcards.compiler)]
+    return []
+
+
 def compiler_source(model, compiler):
     """The model's own file when the compiler reads its framework, else its ONNX export."""
     if (
@@ -468,6 +501,18 @@ def benchmark_result(model, compiler, board, threads):
 
 def benchmark_results():
     return [benchmark_result(*run) for run in planned_runs()]
+
+
+def reference_result(model):
+    return PATHS["reference"].format(model=model)
+
+
+def reference_results():
+    """The framework reference of every model that has a benchmarked variant."""
+    return [
+        reference_result(model)
+        for model in dict.fromkeys(run[0] for run in planned_runs())
+    ]
 
 
 # -- settings as data: each job gets its classes and their arguments as one JSON spec ---------------
@@ -495,11 +540,20 @@ def model_part(model):
 
 
 def compiler_part(model, compiler):
+    """The compiler's arguments; a compiler that declares `architecture` gets the entry's target, one that
+    tunes gets its database's path."""
     settings = entry("compilers", compiler)
+    declared = compiler_class(compiler).declared_arguments()
+    workflow_arguments = {}
+    if "architecture" in declared:
+        workflow_arguments["architecture"] = settings["target"]
+    if tunes(compiler):
+        workflow_arguments["tuning_database"] = tuning_database(model, compiler)
     return part(
         settings["class"],
         settings["args"],
         compiled_model_path=compiled_file(model, compiler),
+        **workflow_arguments,
     )
 
 
@@ -550,6 +604,28 @@ def training_spec(wildcards):
     )
 
 
+def reference_spec(wildcards):
+    """The framework model on this host, over the samples its variants' benchmarks measure."""
+    model = wildcards.model
+    result = Path(reference_result(model))
+    return spec(
+        model=model_part(model),
+        dataset=dataset_part(dataset_of(model)),
+        options={
+            "output": str(result.parent),
+            "reportname": result.stem,
+            "warmup": benchmark_settings()["warmup"],
+            "max_samples": benchmark_settings()["max_samples"],
+            "reference": model,
+        },
+    )
+
+
+def report_settings():
+    """The config's `report` section with its defaults."""
+    return {"accuracy_tolerance": 0.01, **config.get("report", {})}
+
+
 def export_spec(wildcards):
     return spec(
         model=model_part(wildcards.model),
@@ -558,6 +634,16 @@ def export_spec(wildcards):
 
 
 def compilation_spec(wildcards):
+    model, compiler = wildcards.model, wildcards.compiler
+    return spec(
+        model=model_part(model),
+        compiler=compiler_part(model, compiler),
+        dataset=dataset_part(dataset_of(model)),
+        options={"source_model": compiler_source(model, compiler)},
+    )
+
+
+def tuning_spec(wildcards):
     model, compiler = wildcards.model, wildcards.compiler
     return spec(
         model=model_part(model),
@@ -631,3 +717,83 @@ def benchmark_threads(wildcards):
     the local board is this host, so its benchmarks take every core and nothing runs beside them.
     """
     return workflow.cores if is_local_board(wildcards.board) else 1
+
+
+# -- comparison with an earlier run (rules/compare.smk) -------------------------------------------
+def comparison_settings():
+    """The config's `comparison` section with its defaults; `baseline` always a list (empty: none)."""
+    settings = {
+        "baseline": None,
+        "latency_threshold": 0.1,
+        "accuracy_threshold": 0.01,
+        "confidence": 0.95,
+        **config.get("comparison", {}),
+    }
+    baseline = settings["baseline"]
+    if baseline is None:
+        baseline = []
+    settings["baseline"] = [baseline] if isinstance(baseline, str) else list(baseline)
+    return settings
+
+
+def comparison_spec(wildcards):
+    settings = comparison_settings()
+    if not settings["baseline"]:
+        raise WorkflowError(
+            "results/comparison.json needs a baseline: give the earlier results with "
+            "--config 'comparison={baseline: DIR}' (a copy of results/benchmarks made before the change)"
+        )
+    options = {
+        **settings,
+        "new": benchmark_results(),
+        "json": "results/comparison.json",
+    }
+    return spec(options=options)
+
+
+# -- the ONNX conversion grid (rules/onnx_grid.smk) ------------------------------------------------
+ONNX_GRID_SOURCES = (
+    "edge_ai_lib.core.onnxconversion",
+    "edge_ai_lib.core.isolation",
+    "edge_ai_lib.onnxconverters.pytorch",
+    "edge_ai_lib.onnxconverters.tensorflow",
+    "edge_ai_lib.onnxconverters.targets",
+    "edge_ai_lib.modelwrappers.frameworks.pytorch",
+    "edge_ai_lib.modelwrappers.frameworks.tensorflow",
+    "edge_ai_lib.compilers.tflite",
+    "edge_ai_lib.compilers.tvm",
+    "edge_ai_lib.runtimes.onnxruntime",
+    "edge_ai_lib.runtimes.tflite",
+    "edge_ai_lib.runtimes.tvm",
+)
+
+
+def onnx_grid_settings():
+    """The config's `onnx_grid` section with its defaults: the small grid unless `full`."""
+    settings = {
+        "full": False,
+        "models": ["pytorch:mlp", "keras:depthwise"],
+        "timeout": 600,
+        "memory_limit_mb": 12288,
+        **config.get("onnx_grid", {}),
+    }
+    settings["full"] = str(settings["full"]).lower() == "true"
+    return settings
+
+
+def onnx_grid_source_hash(wildcards):
+    """Content hashes of the grid's models, converters, compilers and runtimes: an edit rebuilds the grid."""
+    return {name: file_hash(find_module_source(name)) for name in ONNX_GRID_SOURCES}
+
+
+def onnx_grid_spec(wildcards):
+    settings = onnx_grid_settings()
+    return spec(
+        options={
+            "onnx_models_dir": "results/onnx/models",
+            "output": "results/onnx/support-grid.rst",
+            "models": None if settings["full"] else settings["models"],
+            "timeout": settings["timeout"],
+            "memory_limit_mb": settings["memory_limit_mb"],
+        }
+    )

@@ -1,12 +1,18 @@
 rule render_report:
     input:
-        benchmark_results(),
+        results=benchmark_results(),
+        references=reference_results(),
     output:
         html="results/report.html",
         summary_json="results/summary.json",
         summary_csv="results/summary.csv",
     log:
         "results/logs/render_report.log",
+    params:
+        comparison=json.dumps(comparison_settings(), sort_keys=True),
+        tolerance=report_settings()["accuracy_tolerance"],
     shell:
-        f"exec {PYTHON} -m edge_ai_lib.scenarios.render_report {{output.html:q}} {{input:q}} "
-        "--summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} > {log:q} 2>&1"
+        f"exec {PYTHON} -m edge_ai_lib.scenarios.render_report {{output.html:q}} {{input.results:q}} "
+        "--references {input.references:q} --accuracy-tolerance {params.tolerance} "
+        "--summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} "
+        "--comparison {params.comparison:q} > {log:q} 2>&1"

@@ -28,3 +28,15 @@ class SlowONNXRuntime(ONNXRuntime):
     def invoke(self) -> None:
         time.sleep(float(os.environ.get("EDGE_AI_SLOW_S", "0.05")))
         super().invoke()
+
+
+class HangingONNXRuntime(ONNXRuntime):
+    """Never returns (for $EDGE_AI_HANG_S, default an hour) from the inference number $EDGE_AI_HANG_AT."""
+
+    calls = 0
+
+    def invoke(self) -> None:
+        HangingONNXRuntime.calls += 1
+        if HangingONNXRuntime.calls >= int(os.environ.get("EDGE_AI_HANG_AT", "10")):
+            time.sleep(float(os.environ.get("EDGE_AI_HANG_S", "3600")))
+        super().invoke()

@@ -7,57 +7,13 @@ transfer short once, to test resumed downloads.
 from __future__ import annotations
 
 import hashlib
-import io
-import tarfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import numpy as np
+from edge_ai_lib.datasets.pet_mirror import BREEDS, build_archives  # noqa: F401  (the tests' archives)
 
-# (breed as in image names, class_id, species: 1 cat, 2 dog)
-BREEDS = [("Abyssinian", 1, 1), ("american_bulldog", 2, 2), ("Bengal", 6, 1)]
 TRAIN_PER_CLASS = 6
 TEST_PER_CLASS = 3
-
-
-def _jpeg(colour: tuple[int, int, int], seed: int) -> bytes:
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(np.array(colour)[None, None, :] + rng.normal(0, 25, (80, 100, 3)), 0, 255).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
-
-
-def _tar_gz(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def build_archives() -> dict[str, bytes]:
-    """{"images.tar.gz": ..., "annotations.tar.gz": ...} with 3 breeds, official-style split."""
-    colours = [(200, 60, 60), (60, 200, 60), (60, 60, 200)]
-    images, listing, trainval, test = {}, [], [], []
-    for (breed, class_id, species), colour in zip(BREEDS, colours):
-        for n in range(1, TRAIN_PER_CLASS + TEST_PER_CLASS + 1):
-            name = f"{breed}_{n}"
-            images[f"images/{name}.jpg"] = _jpeg(colour, seed=class_id * 100 + n)
-            line = f"{name} {class_id} {species} {n}"
-            listing.append(line)
-            (trainval if n <= TRAIN_PER_CLASS else test).append(line)
-    header = "#Image CLASS-ID SPECIES BREED ID\n#ID: 1:37 Class ids\n"
-    annotations = {
-        "annotations/list.txt": (header + "\n".join(listing) + "\n").encode(),
-        "annotations/trainval.txt": ("\n".join(trainval) + "\n").encode(),
-        "annotations/test.txt": ("\n".join(test) + "\n").encode(),
-    }
-    return {"images.tar.gz": _tar_gz(images), "annotations.tar.gz": _tar_gz(annotations)}
 
 
 def md5(data: bytes) -> str:

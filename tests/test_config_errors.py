@@ -275,10 +275,16 @@ def test_a_misspelt_class_path_is_one_sentence_at_the_dry_run(tmp_path, section,
 
 
 def test_a_board_class_that_does_not_exist_is_refused_at_the_dry_run(tmp_path):
-    board = {"class": "edge_ai_lib.boards.ssh.SSHBoard", "architecture": "host", "args": {"host": "127.0.0.1"}}
+    board = {"class": "edge_ai_lib.boards.sh.SSHBoard", "architecture": "host", "args": {"ssh_host": "127.0.0.1"}}
     output, _ = refused(tmp_path, lambda c: c["boards"].update(lab=board))
-    assert ("boards.lab.class: cannot load 'edge_ai_lib.boards.ssh.SSHBoard': no module named "
-            "'edge_ai_lib.boards.ssh'; modules nearby:") in output
+    assert ("boards.lab.class: cannot load 'edge_ai_lib.boards.sh.SSHBoard': no module named "
+            "'edge_ai_lib.boards.sh'; modules nearby: edge_ai_lib.boards.ssh") in output
+
+
+def test_an_ssh_board_without_its_address_is_refused_at_the_dry_run(tmp_path):
+    board = {"class": "edge_ai_lib.boards.ssh.SSHBoard", "architecture": "host", "args": {"user": "tester"}}
+    output, _ = refused(tmp_path, lambda c: c["boards"].update(lab=board))
+    assert "boards.lab.args: SSHBoard needs its argument ssh_host" in output
 
 
 def test_a_board_argument_of_the_wrong_type_is_refused_at_the_dry_run(tmp_path):

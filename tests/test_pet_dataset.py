@@ -143,3 +143,50 @@ def test_local_weights_with_matching_checksum_are_loaded(tmp_path, server, archi
                                               weights=str(weights))
     loaded = wrapper.model.get_layer(index=1).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(loaded, backbone.get_weights()))
+
+
+def test_a_local_directory_is_a_mirror(tmp_path, archives):
+    """--dataset-mirror DIR: the archives are read from a local copy, checksums still checked."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, data in archives.items():
+        (mirror / name).write_bytes(data)
+    official = [RemoteFile(f"https://unreachable.invalid/pets/{name}", md5(data)) for name, data in archives.items()]
+    dataset = PetDataset(tmp_path / "pets", download_dataset=True, image_size=64, archives=official,
+                         dataset_mirror=str(mirror))
+    assert all(remote.url.startswith("file://") for remote in dataset.archives)
+    assert dataset.split_size("train") == TRAIN_PER_CLASS * len(BREEDS)
+
+
+def test_the_pet_example_runs_offline_from_a_generated_mirror(tmp_path):
+    """The README's offline Pet path: the generator writes a tiny mirror with its MD5SUMS, and the
+    preparation scenario reads it from the directory (no network), checking those checksums."""
+    from conftest import run_module
+
+    mirror = tmp_path / "pet-mirror"
+    generated = run_module("edge_ai_lib.datasets.pet_mirror", mirror, "--train-per-breed", "4",
+                           "--test-per-breed", "2")
+    assert generated.returncode == 0, generated.stderr
+    assert f"--dataset-checksums {mirror / 'MD5SUMS'}" in generated.stdout
+    listed = dict(line.split()[::-1] for line in (mirror / "MD5SUMS").read_text().splitlines())
+    assert listed == {name: md5((mirror / name).read_bytes()) for name in ("images.tar.gz", "annotations.tar.gz")}
+    prepared = run_module("edge_ai_lib.scenarios.dataset_preparation", "edge_ai_lib.datasets.pet_dataset.PetDataset",
+                          "--dataset-root", tmp_path / "pets", "--dataset-mirror", mirror,
+                          "--dataset-checksums", mirror / "MD5SUMS", "--image-size", "32")
+    assert prepared.returncode == 0, prepared.stderr
+    summary = json.loads(prepared.stdout.strip().splitlines()[-1])
+    assert summary["classes"] == len(BREEDS) and summary["splits"] == {"train": 4 * len(BREEDS),
+                                                                        "validation": 2 * len(BREEDS)}
+
+
+def test_a_checksums_file_without_an_archive_is_refused(tmp_path, archives):
+    from edge_ai_lib.core.errors import DatasetError
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for name, data in archives.items():
+        (mirror / name).write_bytes(data)
+    (mirror / "MD5SUMS").write_text(f"{md5(archives['images.tar.gz'])}  images.tar.gz\n")
+    with pytest.raises(DatasetError, match="lists no checksum for annotations.tar.gz"):
+        PetDataset(tmp_path / "pets", download_dataset=True, image_size=32, dataset_mirror=str(mirror),
+                   dataset_checksums=str(mirror / "MD5SUMS"))

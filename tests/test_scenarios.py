@@ -1,6 +1,7 @@
 """The scenarios as a user runs them: `python -m edge_ai_lib.scenarios.X ...` in a subprocess."""
 
 import json
+import os
 
 import pytest
 from conftest import DIGITS, KERAS_DIGITS, TORCH_DIGITS, run_module
@@ -107,3 +108,27 @@ def test_bad_evaluation_settings_are_refused(scenario, tmp_path):
                         tmp_path / "m.pt", "--dataset-root", tmp_path / "d", "--max-samples", "0", *extra)
     assert result.returncode == 1
     assert "--max-samples must be at least 1, got 0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_without_class_paths_says_more_options_follow_them(capsys):
+    from edge_ai_lib.scenarios.model_compilation import main as compile_main
+
+    with pytest.raises(SystemExit):
+        compile_main(["-h"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "model ModelWrapper class (dotted path)" in shown
+    assert "More options appear once the class paths are given (model, compiler, dataset missing here)" in shown
+
+
+@pytest.mark.slow
+def test_help_of_a_tensorflow_class_prints_no_framework_notices():
+    """TensorFlow's C++ start-up lines (oneDNN, absl) go to descriptor 2 as it is imported, whatever
+    TF_CPP_MIN_LOG_LEVEL says: -h loads the class with them silenced, and prints only the help."""
+    import subprocess
+    import sys
+
+    environment = {name: value for name, value in os.environ.items() if not name.startswith(("TF_", "ABSL_"))}
+    shown = subprocess.run([sys.executable, "-m", "edge_ai_lib.scenarios.model_training", KERAS_DIGITS, DIGITS, "-h"],
+                           capture_output=True, text=True, timeout=300, env=environment)
+    assert shown.returncode == 0 and "--learning-rate" in shown.stdout
+    assert shown.stderr == ""

@@ -32,6 +32,11 @@ def default_lock_directory() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "edge-ai-tester-locks"
 
 
+def holder_description() -> dict[str, Any]:
+    """This process, as a lock holder: its pid, host, working directory and command."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "cwd": os.getcwd(), "command": " ".join(sys.argv)[:500]}
+
+
 def _describe_holder(text: str) -> str:
     try:
         holder = json.loads(text)
@@ -55,16 +60,20 @@ class BoardLock:
         Where the lock files live (see `default_lock_directory`).
     on_wait : callable | None
         Called once with a sentence when the board is busy and this lock starts waiting.
+    holder : dict | None
+        Who holds the board, written into the lock for whoever waits (default: this process). A board
+        holding its lock on behalf of a remote host (the SSH board's server) names that host's process.
     """
 
     def __init__(self, board: str, timeout: float = 600.0, directory: Path | None = None,
-                 on_wait: Callable[[str], Any] | None = None):
+                 on_wait: Callable[[str], Any] | None = None, holder: dict[str, Any] | None = None):
         self.board = board
         self.timeout = float(timeout)
         self.directory = Path(directory) if directory is not None else default_lock_directory()
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", board) or "_"
         self.path = self.directory / f"{safe}.lock"
         self.on_wait = on_wait or (lambda message: print(message, file=sys.stderr, flush=True))
+        self.holder = holder
         self.handle: int | None = None
 
     def _open(self) -> int:
@@ -102,8 +111,7 @@ class BoardLock:
                     self.on_wait(f"board '{self.board}' is in use by {holder}: waiting up to {self.timeout:g} s")
                     told = True
                 time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
-        description = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "cwd": os.getcwd(),
-                                  "command": " ".join(sys.argv)[:500], "since_unix": time.time()})
+        description = json.dumps({**holder_description(), **(self.holder or {}), "since_unix": time.time()})
         os.ftruncate(handle, 0)
         os.pwrite(handle, description.encode(), 0)
         self.handle = handle

@@ -69,7 +69,9 @@ class TFLiteCompiler(ModelCompiler):
         shutil.copyfile(input_model_path, source)
         graph = onnx.load(str(source)).graph
         initializers = {i.name for i in graph.initializer}
-        names = [i.name for i in graph.input if i.name not in initializers]
+        # onnx2tf keeps the layout of 3D to 5D inputs only (it refuses the option for other ranks).
+        names = [i.name for i in graph.input if i.name not in initializers
+                 and 3 <= len(i.type.tensor_type.shape.dim) <= 5]
         onnx2tf.convert(input_onnx_file_path=str(source), output_folder_path=str(saved),
                         keep_ncw_or_nchw_or_ncdhw_input_names=names, verbosity="error")
         return saved

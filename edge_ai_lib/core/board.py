@@ -26,13 +26,16 @@ class Board(ArgumentsMixin):
         Argument("architecture", str, platform.machine(), "CPU architecture of the board (x86_64, aarch64...)"),
         Argument("lock_timeout", float, 600.0, "Seconds to wait while another benchmark holds the board before "
                  "failing with the holder's description"),
+        Argument("emulated", bool, False, "The board is emulated (e.g. qemu-user, edge_ai_lib.boards.emulated): its "
+                 "results are marked so that its timings are never read as the real CPU's speed"),
     )
 
     def __init__(self, **settings: Any):
         self.configure(settings)
 
-    def deploy(self) -> None:
-        """Make sure the board can run the server (library, runtime); nothing to do for the local board."""
+    def deploy(self, server_spec: dict[str, Any] | None = None) -> None:
+        """Make sure the board can run the server with `server_spec` (library, the runtime's packages);
+        nothing to do for the local board."""
 
     def start(self, server_spec: dict[str, Any]) -> tuple[str, int]:
         """Start `inference_server` with `server_spec`; returns the (host, port) the client connects to."""
@@ -54,6 +57,11 @@ class Board(ArgumentsMixin):
         """The last lines of the server's log."""
         raise NotImplementedError
 
+    def explain_failure(self, message: str) -> str:
+        """What the board itself can add to a failed session's error `message` (e.g. its free disk space),
+        as text to append to it; '' when nothing."""
+        return ""
+
     def exclusive(self):
         """A context manager holding the board for one benchmark (see boards.lock)."""
         from edge_ai_lib.boards.lock import BoardLock
@@ -65,7 +73,7 @@ class Board(ArgumentsMixin):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "class": f"{type(self).__module__}.{type(self).__name__}",
-                "architecture": self.architecture}
+                "architecture": self.architecture, "emulated": self.emulated}
 
     def __enter__(self) -> "Board":
         return self

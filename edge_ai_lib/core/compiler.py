@@ -126,11 +126,36 @@ class ModelCompiler(ArgumentsMixin):
             raise
         return described
 
+    def record_failure(self, error: BaseException, source: Path | None = None,
+                       provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record that this compiler cannot take the model: the record says why, and no compiled model is left.
+
+        The workflow's compile job writes this instead of failing (see `UnsupportedModelError`), so the
+        run becomes a failed row of the report while the other runs go on.
+        """
+        self.compiled_model_path.unlink(missing_ok=True)
+        described = self.describe()
+        described.update({"source_model": None if source is None else str(source), "size_bytes": 0,
+                          "failure": {"stage": "compilation", "error": str(error),
+                                      "error_type": type(error).__name__}})
+        if provenance is not None:
+            described["provenance"] = provenance
+        atomic_write_text(self.description_path, json.dumps(described, indent=2) + "\n",
+                          elsewhere="pass another --compiled-model-path")
+        return described
+
+    @classmethod
+    def tunes(cls, settings: dict[str, Any]) -> bool:
+        """Whether a compiler with these config arguments tunes the model first, into a database of its own
+        (its `tuning_database` argument, a workflow output of its own)."""
+        return False
+
     def compiled_description(self) -> dict[str, Any]:
         """The description of a model compiled earlier, for a run that does not compile it again.
 
         `describe()` updated with the record `compile_model` wrote, which alone knows the source model
-        and the compilation's duration. The record's provenance is left out: a benchmark's result has
+        and the compilation's duration (or, for a model the compiler cannot take, its `failure`). The
+        record's provenance is left out: a benchmark's result has
         its own, and one result must not carry two machines' descriptions.
 
         Raises

@@ -40,6 +40,11 @@ class ConversionError(EdgeAIError):
     """A model conversion (export, import, compilation) failed or changed the model's numerics."""
 
 
+class UnsupportedModelError(ConversionError):
+    """A compiler cannot take this model (an operator it lacks): its runs are failed rows of the report,
+    the other runs go on."""
+
+
 class NotSupportedError(EdgeAIError):
     """The requested feature is not supported by this implementation."""
 
@@ -54,6 +59,11 @@ class ProtocolError(EdgeAIError):
 
 class ConnectionLostError(ProtocolError):
     """The peer closed the connection or stopped answering."""
+
+
+class AnswerDeadlineError(ConnectionLostError):
+    """The board did not answer within the transport's deadline (a hung or far too slow board), as
+    opposed to a connection that broke."""
 
 
 class RemoteError(ProtocolError):

@@ -149,6 +149,12 @@ class ModelWrapper(ArgumentsMixin):
     def test_inference(self, split: str = "validation", warmup: int | None = None,
                        max_samples: int | None = None, batch_size: int | None = None,
                        progress: bool = True) -> tuple[dict[str, Any], TimingRecord]:
+        """Quality and times of the model run over a split on this host (see `evaluate`)."""
+        evaluation = self.evaluate(split, warmup, max_samples, batch_size, progress)
+        return evaluation["quality"], evaluation["timing"]
+
+    def evaluate(self, split: str = "validation", warmup: int | None = None, max_samples: int | None = None,
+                 batch_size: int | None = None, progress: bool = True) -> dict[str, Any]:
         """Run the model over a split on this host, timing each model call.
 
         The loop is `measure_split`'s, shared with the board client so host and board numbers compare;
@@ -169,8 +175,10 @@ class ModelWrapper(ArgumentsMixin):
 
         Returns
         -------
-        tuple[dict[str, Any], TimingRecord]
-            The quality of the measured pass and its times.
+        dict[str, Any]
+            "quality" of the measured pass, its "timing", and per sample in the split's order the raw
+            "outputs", the post-processed "scores" and the true "labels": what a compiled variant's
+            outputs are held against.
         """
         def prepare(inputs: np.ndarray) -> Any:
             return self.to_framework_input(self.preprocess_input(inputs))
@@ -184,4 +192,6 @@ class ModelWrapper(ArgumentsMixin):
                                  self.default_warmup if warmup is None else warmup, batch_size=batch_size,
                                  max_samples=max_samples, progress=progress, description="inference")
         scores = np.concatenate([self.postprocess_outputs(outputs) for outputs in measured.outputs])
-        return self.dataset.evaluate(scores, measured.labels), measured.timing
+        return {"quality": self.dataset.evaluate(scores, measured.labels), "timing": measured.timing,
+                "outputs": np.concatenate([np.asarray(outputs) for outputs in measured.outputs]),
+                "scores": scores, "labels": measured.labels}

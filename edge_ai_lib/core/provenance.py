@@ -138,11 +138,21 @@ def machine_provenance() -> dict[str, Any]:
     dict[str, Any]
         JSON-ready: hostname, python, os, kernel, machine, cpu, cpu_count_logical,
         cpu_count_physical, memory_total_bytes, packages (name to version), cpu_governor (None where
-        unreadable), thread_settings (the thread variables set in the environment).
+        unreadable), thread_settings (the thread variables set in the environment), load_average (of
+        the last 1, 5 and 15 minutes, as the machine was when asked; None where the OS does not say):
+        a busy machine is a reason for a slow or noisy result that the times alone do not show.
     """
     machine = _machine()
     return {**machine, "packages": dict(machine["packages"]), "cpu_governor": cpu_governor(),
-            "thread_settings": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
+            "thread_settings": {k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+            "load_average": _load_average()}
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _git_commit() -> str | None:

@@ -31,9 +31,12 @@ class RemoteFile:
         return self.url.rstrip("/").rsplit("/", 1)[-1]
 
     def with_mirror(self, mirror: str | None) -> "RemoteFile":
-        """The same file (same checksum) from another base URL."""
+        """The same file (same checksum) from another base URL, or from a local directory (a path, or a
+        file:// URL) holding a copy."""
         if not mirror:
             return self
+        if "://" not in mirror:
+            mirror = Path(mirror).expanduser().resolve().as_uri()
         return RemoteFile(mirror.rstrip("/") + "/" + self.filename, self.md5)
 
 

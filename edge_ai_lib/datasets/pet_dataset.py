@@ -22,6 +22,33 @@ PET_ARCHIVES = (
 SPACE_NEEDED = 2_000_000_000
 
 
+def read_checksums(path: Path, archives: Sequence[RemoteFile]) -> list[str]:
+    """The MD5 of each of `archives` (by file name) from an md5sum-style file.
+
+    Raises
+    ------
+    DatasetError
+        The file cannot be read, a line is not 'MD5  NAME', or an archive is not listed.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DatasetError(f"cannot read the checksums file {path} ({error.strerror}): pass the MD5SUMS file "
+                           "written beside the mirror's archives") from error
+    listed = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not re.fullmatch(r"[0-9a-fA-F]{32}", fields[0]):
+            raise DatasetError(f"{path}:{number}: expected 'MD5  NAME' (md5sum's format), got '{line.strip()}'")
+        listed[fields[1].lstrip("*")] = fields[0].lower()
+    missing = [archive.filename for archive in archives if archive.filename not in listed]
+    if missing:
+        raise DatasetError(f"{path} lists no checksum for {', '.join(missing)}: add it (md5sum {missing[0]})")
+    return [listed[archive.filename] for archive in archives]
+
+
 class PetDataset(Dataset):
     """Oxford-IIIT Pet, classified by breed (37 classes).
 
@@ -35,7 +62,12 @@ class PetDataset(Dataset):
     arguments = (
         Argument("image_size", int, 224, "Side of the square input images given to the model"),
         Argument("dataset_mirror", str, None,
-                 "Base URL of a mirror holding the same archives (checksums are still checked)"),
+                 "Base URL of a mirror holding the same archives, or a local directory with a copy of them "
+                 "(checksums are still checked)"),
+        Argument("dataset_checksums", str, None,
+                 "A file of MD5 checksums in md5sum's format ('MD5  NAME' per line) that replaces the published "
+                 "ones: for a mirror of other archives, such as the tiny one `python -m "
+                 "edge_ai_lib.datasets.pet_mirror DIR` writes"),
     )
 
     def __init__(self, root: Path | None = None, archives: Sequence[RemoteFile] = PET_ARCHIVES, **settings: Any):
@@ -44,7 +76,11 @@ class PetDataset(Dataset):
         super().__init__(root, **settings)
 
     def prepare(self) -> None:
-        self.archives = [archive.with_mirror(self.dataset_mirror) for archive in self.official_archives]
+        archives = self.official_archives
+        if self.dataset_checksums:
+            archives = [RemoteFile(archive.url, checksum) for archive, checksum in
+                        zip(archives, read_checksums(Path(self.dataset_checksums), archives))]
+        self.archives = [archive.with_mirror(self.dataset_mirror) for archive in archives]
         super().prepare()
 
     def is_prepared(self) -> bool:

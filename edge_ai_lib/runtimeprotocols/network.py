@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from edge_ai_lib.core.args import Argument
-from edge_ai_lib.core.errors import ConnectionLostError, ProtocolError
+from edge_ai_lib.core.errors import AnswerDeadlineError, ConnectionLostError, ProtocolError
 from edge_ai_lib.core.runtimeprotocol import RuntimeProtocol, ServerEvent, SpooledPayload
 from edge_ai_lib.core.wire import (
     DEFAULT_MAX_PAYLOAD,
@@ -556,6 +556,7 @@ class NetworkProtocol(RuntimeProtocol):
         if self.spool_directory is None or message_type != MessageType.MODEL:
             return None
         try:
+            self.spool_directory.mkdir(parents=True, exist_ok=True)
             handle = tempfile.NamedTemporaryFile(dir=self.spool_directory, prefix=".receiving-", delete=False)
         except OSError as error:
             log.warning("cannot spool a %d-byte payload in %s (%s): receiving it in memory", length,
@@ -723,7 +724,7 @@ class NetworkProtocol(RuntimeProtocol):
         try:
             return self._receive_frame()
         except (socket.timeout, _FrameDeadline) as error:
-            raise ConnectionLostError(f"the board did not answer within {self.timeout:g} s: check that the server "
+            raise AnswerDeadlineError(f"the board did not answer within {self.timeout:g} s: check that the server "
                                       "is running, or raise --timeout for slow models") from error
         except ConnectionLostError as error:
             raise ConnectionLostError(f"the board closed the connection ({error}): see the server's log") from error

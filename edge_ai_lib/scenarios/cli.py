@@ -14,6 +14,7 @@ the same `ScenarioRun`:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import difflib
@@ -25,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from edge_ai_lib.core.args import Argument, ArgumentsMixin, load_class
 from edge_ai_lib.core.errors import ConfigurationError, EdgeAIError
@@ -93,6 +94,28 @@ class ScenarioRun:
 
     def class_path(self, role: str) -> str:
         return self.spec[role]["class"]
+
+
+@contextlib.contextmanager
+def framework_notices_silenced(active: bool) -> Iterator[None]:
+    """Standard error (the file descriptor, not only sys.stderr) to /dev/null while `active`.
+
+    Why: loading a class path for `-h` imports its framework, and TensorFlow's C++ start-up notices
+    (oneDNN, absl) go straight to descriptor 2, whatever TF_CPP_MIN_LOG_LEVEL says, before the help.
+    Only the import is silenced: an error loading the class is raised and printed after it.
+    """
+    if not active:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def parse_scenario_arguments(description: str, positionals: Sequence[ClassArgument | PlainArgument],
@@ -182,7 +205,8 @@ def _from_command_line(description: str, positionals, options, argv) -> Scenario
         if path is None:
             continue
         try:
-            cls = load_class(path, positional.base)
+            with framework_notices_silenced("-h" in argv or "--help" in argv):
+                cls = load_class(path, positional.base)
         except EdgeAIError as error:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2)
@@ -190,8 +214,11 @@ def _from_command_line(description: str, positionals, options, argv) -> Scenario
         parents.append(cls.form_argparse()[0])
     own = _options_class(options)
     own_parser, common = own.form_argparse()
+    missing = [p.name for p in class_arguments if getattr(given, p.name) is None]
+    more = (f"More options appear once the class paths are given ({', '.join(missing)} missing here): put -h "
+            "after them to list every option of those classes. " if missing else "")
     full = argparse.ArgumentParser(description=description, parents=[*parents, own_parser], allow_abbrev=False,
-                                   epilog="Or give the whole run as data: --spec JSON (or --spec @FILE), "
+                                   epilog=more + "Or give the whole run as data: --spec JSON (or --spec @FILE), "
                                           '{"ROLE": {"class": PATH, "args": {...}}, ..., "options": {...}} with the '
                                           "roles and options above (names with underscores).")
     # Unknown options are reported before anything else (a missing required one, say), since a

@@ -30,6 +30,7 @@ from edge_ai_lib.core.board import Board
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.dataset import Dataset
 from edge_ai_lib.core.errors import (
+    AnswerDeadlineError,
     BoardError,
     ConfigurationError,
     EdgeAIError,
@@ -172,6 +173,9 @@ def run_session(transport: RuntimeProtocol, wrapper: ModelWrapper, dataset: Data
     except ProtocolError as error:
         located = type(error)(f"{error} ({where.describe()})")
         located.where = where.describe()
+        located.request = where.request
+        located.position = (None if where.phase == "MODEL" else "during the warm-up" if where.measured_pass.warming_up
+                            else f"at sample {where.measured_pass.measured + 1}")
         raise located from error
 
 
@@ -362,6 +366,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     wrapper = run.build("model", dataset, True)
     compiler = run.build("compiler", dataset)
     if args.skip_compilation:
+        compiled = compiler.compiled_description()
+        if "failure" in compiled:
+            _write_failed_run(run, wrapper, compiled)
+            return
         if not compiler.compiled_model_path.is_file():
             raise ConfigurationError(f"--skip-compilation was given but {compiler.compiled_model_path} does not "
                                      "exist: compile it first (model_compilation) or drop --skip-compilation")
@@ -395,6 +403,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                arrays={outputs_file: result.outputs})
 
 
+def _write_failed_run(run: ScenarioRun, wrapper: ModelWrapper, compiled: dict[str, Any]) -> Path:
+    """The result of a run whose compilation failed (kind failed_run): its identity and the error, no
+    measurements, so the report shows the run as a failed row beside the others."""
+    from edge_ai_lib.core.results import SCHEMA_VERSION, write_result
+
+    args = run.options
+    settings = {role: ({"class": run.class_path(role), "args": run.settings(role)} if role in run.spec else None)
+                for role in ("compiler", "runtime", "protocol", "board")}
+    board_name = (run.settings("board").get("board_name") if "board" in run.spec else None) or "?"
+    identity, _ = run_identity(args.run, {}, board_name, settings)
+    document = {"schema_version": SCHEMA_VERSION, "kind": "failed_run", "model": wrapper.describe(),
+                "provenance": collect_provenance(run.spec), "run": identity, "failure": compiled["failure"],
+                "compiled_model": compiled}
+    path = write_result(Path(args.output) / f"{args.reportname}.json", document)
+    print(f"{args.reportname}: not run, its {compiled['failure']['stage']} failed: {compiled['failure']['error']}",
+          file=sys.stderr)
+    print(f"wrote {path} (a failed run)")
+    return path
+
+
 def _run_on_server(run: ScenarioRun, wrapper, dataset, model_bytes: bytes, board_name: str | None,
                    address: tuple[str, int] | None = None) -> SessionResult:
     """The session with the server at `address` (default: the protocol's host and port); errors name
@@ -415,17 +443,37 @@ def _run_on_server(run: ScenarioRun, wrapper, dataset, model_bytes: bytes, board
         raise type(error)(f"board '{board_name}': {error}") from error
 
 
+def _missed_deadline(error: BaseException) -> bool:
+    """Whether a protocol error comes from a reply that did not arrive in time (the transport's
+    AnswerDeadlineError, itself or among its causes)."""
+    seen: BaseException | None = error
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, AnswerDeadlineError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _run_on_board(run: ScenarioRun, board: Board, wrapper, dataset, model_bytes: bytes) -> SessionResult:
     """Start the server on `board` with the protocol's and runtime's settings (as data), run the session."""
-    board.deploy()
-    address = board.start({role: {"class": run.class_path(role), "args": run.settings(role)}
-                           for role in ("protocol", "runtime")})
+    server_spec = {role: {"class": run.class_path(role), "args": run.settings(role)} for role in ("protocol", "runtime")}
+    board.deploy(server_spec)
+    address = board.start(server_spec)
     try:
         return _run_on_server(run, wrapper, dataset, model_bytes, None, address)
     except ProtocolError as error:
         status = board.exit_status()
+        if status is None and _missed_deadline(error) and getattr(error, "position", None) is not None:
+            declared = run.classes["protocol"].declared_arguments().get("timeout")
+            seconds = run.settings("protocol").get("timeout", declared.default if declared else None)
+            within = f" within {seconds:g} s" if isinstance(seconds, (int, float)) else ""
+            raise BoardError(f"board '{board.name}' did not answer {error.request}{within} {error.position}: "
+                             "its model hangs or is far slower than the deadline; the server is stopped and the "
+                             "next run starts a fresh one (raise the protocol's timeout for slow models)") from error
         if status is None:
-            raise type(error)(f"board '{board.name}': {error}") from error
+            raise type(error)(f"board '{board.name}': {error}{board.explain_failure(str(error))}") from error
         raise BoardError(f"the server of board '{board.name}' died (exit status {status}) {where_of(error)}; its "
                          f"log ({board.log_path}) ends with:\n{board.log_tail()}") from error
 

@@ -9,6 +9,7 @@ Stops cleanly on SIGTERM or Ctrl-C, and, with --stop-with-fd, when the process t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -76,7 +77,15 @@ def return_large_buffers_to_the_system() -> None:
 
 OPTIONS = (Argument("stop_with_fd", int, None,
                     "Stop when this inherited file descriptor (a pipe from the process that started the server) "
-                    "reaches end of file, i.e. when that process dies"),)
+                    "reaches end of file, i.e. when that process dies"),
+           Argument("lock_directory", str, None,
+                    "Hold the board's lock (flock) in this directory while serving, so one benchmark at a time "
+                    "runs on the board whichever host starts it; waits up to --lock-timeout before listening"),
+           Argument("lock_name", str, "board", "The board's name: its lock file and messages"),
+           Argument("lock_timeout", float, 600.0, "Seconds to wait for the board's lock"),
+           Argument("lock_holder", dict, None,
+                    "Who the lock is held for (JSON: pid, host, cwd, command of the client), shown to whoever "
+                    "waits"))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -85,17 +94,23 @@ def main(argv: Sequence[str] | None = None) -> None:
         [ClassArgument("protocol", RuntimeProtocol, "RuntimeProtocol class (dotted path)"),
          ClassArgument("runtime", Runtime, "Runtime class (dotted path)")], options=OPTIONS, argv=argv)
     args = run.options
+    stop = threading.Event()
     return_large_buffers_to_the_system()
     protocol = run.build("protocol")
     runtime = run.build("runtime")
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    if args.stop_with_fd is not None:
-        stop_with_fd(args.stop_with_fd, stop)
-    protocol.initialize_server()
-    print(f"listening on {protocol.host}:{protocol.port}", flush=True)
-    InferenceServer(runtime, protocol).serve(stop)
+    with contextlib.ExitStack() as held:
+        if args.stop_with_fd is not None:
+            stop_with_fd(args.stop_with_fd, stop)
+        if args.lock_directory is not None:  # waited for before SIGTERM is taken over, so it interrupts the wait
+            from edge_ai_lib.boards.lock import BoardLock
+
+            held.enter_context(BoardLock(args.lock_name, args.lock_timeout, args.lock_directory,
+                                         on_wait=lambda message: print(message, flush=True), holder=args.lock_holder))
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        protocol.initialize_server()
+        print(f"listening on {protocol.host}:{protocol.port}", flush=True)
+        InferenceServer(runtime, protocol).serve(stop)
     print("server stopped", flush=True)
 
 

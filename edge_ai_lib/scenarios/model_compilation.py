@@ -3,7 +3,9 @@
     python -m edge_ai_lib.scenarios.model_compilation WRAPPER COMPILER DATASET \\
         --model-path build/digits.keras --compiled-model-path build/digits.tflite [compiler arguments]
 
-Writes the compiled model and, beside it, `<compiled model>.json` describing the compilation.
+Writes the compiled model and, beside it, `<compiled model>.json` describing the compilation. A model
+the compiler cannot take (an operator it lacks) is not an error of the step: the record then holds
+the failure, no compiled model is written, and the benchmark of this model makes a failed run of it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Sequence
 from edge_ai_lib.core.args import Argument
 from edge_ai_lib.core.compiler import ModelCompiler
 from edge_ai_lib.core.dataset import Dataset
+from edge_ai_lib.core.errors import UnsupportedModelError
 from edge_ai_lib.core.model import ModelWrapper
 from edge_ai_lib.core.provenance import collect_provenance
 from edge_ai_lib.scenarios.cli import (
@@ -38,7 +41,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     wrapper = run.build("model", dataset, True)
     compiler = run.build("compiler", dataset)
     source = Path(run.options.source_model) if run.options.source_model else None
-    described = compiler.compile_model(wrapper, source, provenance=collect_provenance(run.spec))
+    try:
+        described = compiler.compile_model(wrapper, source, provenance=collect_provenance(run.spec))
+    except UnsupportedModelError as error:
+        compiler.record_failure(error, source, provenance=collect_provenance(run.spec))
+        print(f"error: {error}", file=sys.stderr)
+        print(f"recorded the failure in {compiler.description_path}: the benchmarks of this model with this "
+              "compiler are failed runs", file=sys.stderr)
+        return
     print(f"wrote {compiler.compiled_model_path} ({described['size_bytes']} bytes) in "
           f"{described['compile_seconds']:.1f} s")
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from edge_ai_lib.core.errors import ModelLoadError
+from edge_ai_lib.core.errors import ModelLoadError, NotSupportedError
 from edge_ai_lib.core.files import atomic_output
 from edge_ai_lib.core.model import ModelWrapper
 
@@ -67,11 +67,7 @@ class PyTorchModelWrapper(ModelWrapper):
         return torch.zeros([batch] + shape[1:], dtype=torch.float32)
 
     def save_to_onnx(self, path: Path) -> None:
-        self.model.eval()
-        with atomic_output(path, "write the ONNX file elsewhere") as temporary:
-            torch.onnx.export(self.model, (self.example_input(),), str(temporary), dynamo=False,
-                              opset_version=ONNX_OPSET, input_names=["input"], output_names=["output"],
-                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+        export_onnx(self.model, self.example_input(), path)
 
     def to_framework_input(self, inputs: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32))
@@ -142,3 +138,60 @@ class PyTorchModelWrapper(ModelWrapper):
                 correct += int((logits.argmax(1) == y).sum())
                 seen += len(labels)
         return total_loss / seen, correct / seen
+
+
+def export_onnx(module: torch.nn.Module, example_input: torch.Tensor, path: Path) -> None:
+    """PyTorch's one ONNX export (opset `ONNX_OPSET`, TorchScript exporter, free batch dimension).
+
+    Used by the wrappers' `save_to_onnx` and by the ONNX conversion grid.
+    """
+    module.eval()
+    with atomic_output(path, "write the ONNX file elsewhere") as temporary:
+        torch.onnx.export(module, (example_input,), str(temporary), dynamo=False,
+                          opset_version=ONNX_OPSET, input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+
+def import_onnx(path: Path) -> torch.nn.Module:
+    """PyTorch's one ONNX import: onnx2torch's module for the ONNX file at `path`, in eval mode."""
+    import onnx
+
+    _torchvision_or_stand_in()
+    from onnx2torch import convert
+
+    return convert(onnx.load(str(path))).eval()
+
+
+def _torchvision_or_stand_in() -> None:
+    """Let onnx2torch import where torchvision cannot.
+
+    onnx2torch imports torchvision at its top for two operators only (NonMaxSuppression, RoiAlign), and
+    PyPI's torchvision does not run beside the CPU torch. Without a working torchvision, a stand-in
+    takes its place whose three functions refuse to run, naming the operator; every other operator
+    converts as it would.
+    """
+    import sys
+    import types
+
+    try:
+        import torchvision.ops  # noqa: F401
+
+        return
+    except (ImportError, RuntimeError, OSError):
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+
+    def refuse(operator: str):
+        def call(*args, **kwargs):
+            raise NotSupportedError(f"onnx2torch needs torchvision for the ONNX operator {operator}, and "
+                                    "torchvision does not import beside this torch: install the torchvision "
+                                    "built for it")
+        return call
+
+    package = types.ModuleType("torchvision")
+    ops = types.ModuleType("torchvision.ops")
+    ops.nms = refuse("NonMaxSuppression")
+    ops.box_convert = refuse("NonMaxSuppression")
+    ops.roi_align = refuse("RoiAlign")
+    package.ops = ops
+    sys.modules.update({"torchvision": package, "torchvision.ops": ops})

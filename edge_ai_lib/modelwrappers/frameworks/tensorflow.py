@@ -78,10 +78,7 @@ class KerasModelWrapper(ModelWrapper):
             self.model.save(temporary)
 
     def save_to_onnx(self, path: Path) -> None:
-        shape = tuple(self.model.inputs[0].shape)
-        with atomic_output(path, "write the ONNX file elsewhere") as temporary:
-            self.model.export(str(temporary), format="onnx", verbose=False,
-                              input_signature=[keras.InputSpec(shape=(None,) + shape[1:], dtype="float32")])
+        export_onnx(self.model, path)
 
     def to_framework_input(self, inputs: np.ndarray) -> Any:
         return tf.convert_to_tensor(inputs)
@@ -122,3 +119,14 @@ class KerasModelWrapper(ModelWrapper):
             "val_loss": [float(v) for v in history.history["val_loss"]],
             "val_accuracy": [float(v) for v in history.history["val_accuracy"]],
         }
+
+
+def export_onnx(model: keras.Model, path: Path) -> None:
+    """Keras's one ONNX export (Keras's own `export(format="onnx")`, free batch dimension).
+
+    Used by the wrappers' `save_to_onnx` and by the ONNX conversion grid.
+    """
+    shape = tuple(model.inputs[0].shape)
+    with atomic_output(path, "write the ONNX file elsewhere") as temporary:
+        model.export(str(temporary), format="onnx", verbose=False,
+                     input_signature=[keras.InputSpec(shape=(None,) + shape[1:], dtype="float32")])
