@@ -21,6 +21,7 @@ check_config(CONFIG_SCHEMA)
 include: "rules/datasets.smk"
 include: "rules/training.smk"
 include: "rules/onnx.smk"
+include: "rules/onnx_grid.smk"
 include: "rules/compile.smk"
 include: "rules/benchmark.smk"
 include: "rules/report.smk"

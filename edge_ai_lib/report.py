@@ -279,7 +279,8 @@ def _verdict_mark(name: str, verdict: dict[str, Any]) -> str:
 def render(result_paths: Sequence[Path], output: Path, title: str = "edge-ai-tester report",
            summary_csv_path: Path | None = None, summary_json_path: Path | None = None,
            baseline_paths: Sequence[Path] = (), accuracy_tolerance: float = decision.ACCURACY_TOLERANCE,
-           comparison_settings: dict[str, Any] | None = None, reference_paths: Sequence[Path] = ()) -> Path:
+           comparison_settings: dict[str, Any] | None = None, reference_paths: Sequence[Path] = (),
+           onnx_grid_path: Path | None = None) -> Path:
     """Write the report for the given benchmark results, and the summary files when their paths are given.
 
     Images are embedded, so one file holds all. The page and the summaries are written as one step:
@@ -288,6 +289,7 @@ def render(result_paths: Sequence[Path], output: Path, title: str = "edge-ai-tes
     are its thresholds and confidence). With `reference_paths` (the framework models evaluated on the host,
     rule evaluate_model), every variant is held to its framework model: accuracy change, top-1 agreement
     and largest output difference in the table, and the recommendation's accuracy bar is the framework's.
+    With `onnx_grid_path` (onnx_conversion's support-grid.json), the page ends with the conversion grid.
 
     Raises
     ------
@@ -391,7 +393,16 @@ def render(result_paths: Sequence[Path], output: Path, title: str = "edge-ai-tes
         files[Path(summary_json_path)] = summary_json(entries)
     if summary_csv_path is not None:
         files[Path(summary_csv_path)] = summary_csv(entries)
+    onnx_grid_html = ""
+    if onnx_grid_path is not None:
+        from markupsafe import Markup
+
+        from edge_ai_lib.core.onnxconversion import load_grid
+        from edge_ai_lib.onnxconverters.grid import render_html
+
+        onnx_grid_html = Markup(render_html(load_grid(Path(onnx_grid_path))))
     html = template.render(title=title, rows=rows, failures=failures, details=details, summary_images=summary_images, missing=MISSING,
+                           onnx_grid_html=onnx_grid_html,
                            summary_files=[_relative(path, Path(output).parent) for path in files],
                            verdicts=[{"model": m, "board": b, **v} for (m, b), v in sorted(verdicts.items())],
                            recommendations=decision.recommendations(runs, names, accuracy_tolerance, references),

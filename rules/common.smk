@@ -781,6 +781,12 @@ def onnx_grid_settings():
     return settings
 
 
+def onnx_grid_in_report():
+    """The grid's JSON when the config has an `onnx_grid` section (the default config does): the report
+    shows it; configs without the section build no grid."""
+    return ["results/onnx/support-grid.json"] if "onnx_grid" in config else []
+
+
 def onnx_grid_source_hash(wildcards):
     """Content hashes of the grid's models, converters, compilers and runtimes: an edit rebuilds the grid."""
     return {name: file_hash(find_module_source(name)) for name in ONNX_GRID_SOURCES}

@@ -2,6 +2,7 @@ rule render_report:
     input:
         results=benchmark_results(),
         references=reference_results(),
+        onnx_grid=onnx_grid_in_report(),
     output:
         html="results/report.html",
         summary_json="results/summary.json",
@@ -15,4 +16,4 @@ rule render_report:
         f"exec {PYTHON} -m edge_ai_lib.scenarios.render_report {{output.html:q}} {{input.results:q}} "
         "--references {input.references:q} --accuracy-tolerance {params.tolerance} "
         "--summary-json {output.summary_json:q} --summary-csv {output.summary_csv:q} "
-        "--comparison {params.comparison:q} > {log:q} 2>&1"
+        "--comparison {params.comparison:q} --onnx-grid {input.onnx_grid:q} > {log:q} 2>&1"

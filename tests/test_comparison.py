@@ -257,7 +257,10 @@ def test_one_run_a_side_says_between_run_variation_is_unmeasured_and_does_not_ga
     slow_line = next(line for line in printed.splitlines() if line.startswith("tiny/onnxruntime/memory-board/t1"))
     assert "slower in this pair only" in slow_line and "between-run variation unmeasured" in slow_line
     assert slow_line.rstrip().endswith("unconfirmed")
-    assert "1 unconfirmed slowdowns with one run a side: tiny/onnxruntime/memory-board/t1" in printed
+    # the slowed run is among them (an unchanged run may join it on a loaded machine: with one run a side
+    # nothing can tell its noise from a change, which is what "unconfirmed" says)
+    summary = next(line for line in printed.splitlines() if "unconfirmed slowdowns with one run a side" in line)
+    assert "tiny/onnxruntime/memory-board/t1" in summary
     with pytest.raises(SystemExit) as stopped:
         compare_main([*arguments("--baseline", base), *arguments("--new", slower), "--gate-single-runs"])
     assert stopped.value.code == REGRESSION_EXIT_STATUS

@@ -233,3 +233,33 @@ def test_every_variant_is_held_to_its_framework_model(trained_torch_digits, digi
     assert "within 2 percentage points of the framework model's accuracy (pytorch PyTorchDigitsCNN, " in text
     assert "left out for lost accuracy: onnx-noisy (-" in text
     assert '<tr data-reference="torch-cnn">' in html and "<th>top-1 agreement with framework</th>" in html
+
+
+def test_the_report_ends_with_the_onnx_grid_when_given_one(reports, tmp_path):
+    """A grid as onnx_conversion writes it (one model through ONNX Runtime, its TVM import refused)."""
+    grid = {
+        "tolerance": {"atol": 1e-4, "rtol": 1e-3, "rule": "|a - b| <= atol + rtol * |b|"},
+        "columns": [{"name": "export", "title": "export", "step": "export", "class_path": ""},
+                    {"name": "onnxruntime", "title": "ONNX Runtime", "step": "run", "class_path": ""},
+                    {"name": "tvm", "title": "TVM", "step": "run", "class_path": ""}],
+        "rows": [{"framework": "pytorch", "model": "mlp", "description": "an MLP", "input_shape": [16],
+                  "output_std": 0.5, "cells": {
+                      "export": {"status": "ok", "message": "", "seconds": 1.0},
+                      "onnxruntime": {"status": "passed", "message": "", "seconds": 0.1, "max_abs_error": 1e-7,
+                                      "max_rel_error": 1e-6, "top1_agreement": 1.0, "within": True},
+                      "tvm": {"status": "failed", "message": "ONNX operator Celu is not supported", "seconds": 2.0}}}],
+        "counts": {"export": 1, "onnxruntime": 1, "tvm": 0, "ran": {"export": 1, "onnxruntime": 1, "tvm": 0},
+                   "models": 1},
+        "seconds": 3.1,
+        "settings": {},
+    }
+    grid_path = tmp_path / "support-grid.json"
+    grid_path.write_text(json.dumps(grid))
+    results = sorted(str(p) for p in Path(reports["plain"]).parents[1].rglob("results/*.json") if "base" in str(p))
+    page = tmp_path / "report.html"
+    render_report([str(page), *results, "--onnx-grid", str(grid_path)])
+    html = page.read_text()
+    assert "ONNX conversion grid" in html and "Celu is not supported" in html and html.index("Recommendation") < \
+        html.index("ONNX conversion grid")
+    plain = Path(reports["plain"]).read_text()
+    assert "ONNX conversion grid" not in plain

@@ -50,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--comparison", type=json_object, default=None, metavar="JSON",
                         help="The workflow's comparison settings as one JSON object (baseline, latency_threshold, "
                              "accuracy_threshold, confidence); they replace the options above")
+    parser.add_argument("--onnx-grid", type=Path, nargs="*", default=[], metavar="GRID_JSON",
+                        help="The ONNX conversion grid (support-grid.json of onnx_conversion) to show in the report")
     args = parser.parse_args(argv)
     from edge_ai_lib.report import render
 
@@ -68,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     summary_csv = args.summary_csv or args.output.with_name("summary.csv")
     path = render(args.results, args.output, args.title, summary_csv_path=summary_csv, summary_json_path=summary_json,
                   baseline_paths=baseline, accuracy_tolerance=args.accuracy_tolerance,
-                  comparison_settings=settings, reference_paths=args.references)
+                  comparison_settings=settings, reference_paths=args.references,
+                  onnx_grid_path=args.onnx_grid[0] if args.onnx_grid else None)
     print(f"wrote {path}, {summary_json} and {summary_csv} ({len(args.results)} runs)")
 
 
