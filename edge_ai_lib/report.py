@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from edge_ai_lib import decision, plots
+from edge_ai_lib.core.agreement import EMULATED_NOTE
 from edge_ai_lib.core.errors import MeasurementsError
 from edge_ai_lib.core.files import atomic_outputs
 from edge_ai_lib.core.results import read_result
@@ -331,14 +332,17 @@ def render(result_paths: Sequence[Path], output: Path, title: str = "edge-ai-tes
         stats = document["performance"]["statistics"]
         runtime = document.get("runtime", {})
         size_bytes = entry["compiled_size_bytes"]
+        emulated = bool((document.get("board") or {}).get("emulated"))  # an emulated board (boards.emulated)
+        mark = _verdict_mark(names[id(run)], verdicts[(run.model, run.board)])
         row = {
             **entry, "label": run.label, "anchor": run.anchor, "key": run.key,
             "runtime": f"{runtime.get('runtime', '?')} {runtime.get('runtime_version', '')}".strip(),
             "ci_ms": [v * 1e3 for v in stats["median_ci95"]],
             "size_kib": None if size_bytes is None else size_bytes / 1024,
             "overhead_median_us": _scaled(entry["protocol_overhead_median_ms"], 1e3),
-            "mark": _verdict_mark(names[id(run)], verdicts[(run.model, run.board)]),
-            "warnings": decision.spread_warnings(document["performance"]["samples_s"]),
+            "mark": (EMULATED_NOTE + (f"; {mark}" if mark else "")) if emulated else mark,
+            "warnings": ([EMULATED_NOTE] if emulated else []) + decision.spread_warnings(
+                document["performance"]["samples_s"]),
             "change": _change_text(changes.get(run.key)),
             "agreement": agreements.get(run.key),
         }

@@ -263,3 +263,17 @@ def test_the_report_ends_with_the_onnx_grid_when_given_one(reports, tmp_path):
         html.index("ONNX conversion grid")
     plain = Path(reports["plain"]).read_text()
     assert "ONNX conversion grid" not in plain
+
+
+def test_a_run_on_an_emulated_board_is_marked_as_such(reports, tmp_path):
+    results = sorted(p for p in Path(reports["plain"]).parents[1].rglob("results/*.json") if "base" in str(p))
+    emulated = tmp_path / "emulated.json"
+    document = json.loads(results[0].read_text())
+    document["board"] = {**(document.get("board") or {}), "emulated": True}
+    document["run"]["board"] = "emulated-arm64"
+    emulated.write_text(json.dumps(document))
+    page = tmp_path / "report.html"
+    render_report([str(page), str(emulated), *map(str, results[1:])])
+    html = page.read_text()
+    assert html.count("emulated: timings are not arm hardware speed") >= 2  # the table's mark and the run's warning
+    assert "emulated: timings" not in Path(reports["plain"]).read_text()
