@@ -30,6 +30,7 @@ from sshd import (
     start_sshd,
     veth_host_side,
 )
+from test_files import mount_tmpfs  # noqa: F401 - the fixture
 
 from edge_ai_lib.boards.ssh import SSHBoard
 from edge_ai_lib.core.errors import BoardError
@@ -294,27 +295,10 @@ def test_the_server_stops_when_the_host_dies(sshd, board_dir, deployed, tmp_path
 
 # -- a full disk on the board: the board, the directory, the space and the fix; nothing left running ------
 @pytest.fixture
-def board_disk(tmp_path):
-    """A small tmpfs as the board's disk (root, as in CI), unmounted afterwards."""
-    mounted = []
-
-    def mount(size: str) -> Path:
-        directory = tmp_path / f"disk-{len(mounted)}"
-        directory.mkdir()
-        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(directory)],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            message = f"cannot mount a tmpfs ({result.stderr.strip()}): these tests need root, as in CI"
-            if os.environ.get("CI"):
-                pytest.fail(message)
-            pytest.skip(message)
-        mounted.append(directory)
-        return directory
-
-    yield mount
-    for directory in reversed(mounted):
-        if subprocess.run(["umount", str(directory)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(directory)], check=True)
+def board_disk(mount_tmpfs):
+    """A small tmpfs as the board's disk (root, as in CI), unmounted afterwards (test_files' fixture)."""
+    count = iter(range(100))
+    return lambda size: mount_tmpfs(size, name=f"disk-{next(count)}")
 
 
 def leave_free(disk: Path, free: int) -> None:
