@@ -180,12 +180,14 @@ def slow_onnx_model(path: Path, hidden: int = 4096) -> None:
     onnx.save(model, path)
 
 
-REPEATS = 3
+# five runs a side: a single new run judged against the base runs' spread needs the degrees of freedom
+# (the README gives the same advice)
+REPEATS = 5
 
 
 @pytest.fixture(scope="module")
 def result_sets(tmp_path_factory):
-    """Real result sets of two runs each, three repeats of every set (one directory per repeat, as copies
+    """Real result sets of two runs each, five repeats of every set (one directory per repeat, as copies
     of results/benchmarks after each workflow run): a base, an unchanged rerun, and one whose
     memory-board run is slower (a model with the same outputs and more work)."""
     from edge_ai_lib.datasets.digits import DigitsDataset
@@ -193,10 +195,11 @@ def result_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("sets")
     digits = DigitsDataset(root / "digits")
     other = {**RUN, "board": "other-board"}
-    sets = {}
-    for name in ("base", "same", "slower"):
-        sets[name] = []
-        for repeat in range(1, REPEATS + 1):
+    sets = {name: [] for name in ("base", "same", "slower")}
+    # interleaved (base, same, slower, base, ...): a change of the machine's load during the module hits
+    # every set alike instead of passing for a difference between them
+    for repeat in range(1, REPEATS + 1):
+        for name in sets:
             directory = root / f"{name}-{repeat}"
             directory.mkdir()
             if name == "slower":
@@ -214,7 +217,7 @@ def arguments(option: str, directories: list[Path]) -> list[str]:
     return [option, *map(str, directories)]
 
 
-@pytest.mark.slow  # real benchmarks: 18 of them, about 30 s on 2 busy cores
+@pytest.mark.slow  # real benchmarks: 30 of them, about 45 s on 2 busy cores
 def test_unchanged_repeated_runs_are_not_flagged(result_sets):
     comparison = compare_sets(result_sets["base"], result_sets["same"])
     assert [run.key for run in comparison.runs] == ["tiny/onnxruntime/memory-board/t1",
@@ -238,12 +241,13 @@ def test_the_slower_run_and_only_it_is_flagged_between_runs(result_sets, tmp_pat
     assert "1 of 2 runs regressed: tiny/onnxruntime/memory-board/t1" in printed.err
     table = printed.out.splitlines()
     slow_line = next(line for line in table if line.startswith("tiny/onnxruntime/memory-board/t1"))
-    assert "slower (p=" in slow_line and "3+3 runs)" in slow_line and "REGRESSION" in slow_line
+    assert "slower (p=" in slow_line and f"{REPEATS}+{REPEATS} runs)" in slow_line and "REGRESSION" in slow_line
     assert "Between runs: each run's median is one observation" in printed.out
     document = json.loads(output.read_text())
     assert document["regressed"] == ["tiny/onnxruntime/memory-board/t1"] and document["single_runs"] == []
     slow = document["runs"][0]
-    assert slow["latency"]["verdict"] == "slower" and slow["latency"]["ci"][0] > 2.0
+    # the model does ~5x the work; the interval holds the spread between runs of a busy machine
+    assert slow["latency"]["verdict"] == "slower" and slow["latency"]["ci"][0] > 1.3
     assert slow["latency"]["between_runs"] and slow["latency"]["between_run_sd"] > 0
     assert slow["accuracy"]["change"] == 0  # the same answers
     assert document["runs"][1]["regressions"] == []
