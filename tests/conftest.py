@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +20,48 @@ KERAS_DIGITS = "edge_ai_lib.modelwrappers.classification.tensorflow_digits.Tenso
 TORCH_DIGITS = "edge_ai_lib.modelwrappers.classification.pytorch_digits.PyTorchDigitsCNN"
 
 
-def require_tool(executable: str, why: str) -> str:
-    """Path of an installed tool; skip without it on a developer's machine, fail in CI (CI is set)."""
-    path = shutil.which(executable)
-    if path:
-        return path
-    message = f"{executable} is not installed ({why}); .ci/run installs it"
+def missing(message: str) -> None:
+    """Something a test needs is not here: skip on a developer's machine, fail in CI (CI is set), where
+    .ci/run installs and starts everything the suite needs."""
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_tool(executable: str, why: str) -> str:
+    """Path of an installed tool (see `missing` when it is not)."""
+    path = shutil.which(executable)
+    if not path:
+        missing(f"{executable} is not installed ({why}); .ci/run installs it")
+    return path
+
+
+@contextlib.contextmanager
+def chromium():
+    """Headless Chromium (Debian's, driven by its chromedriver): a selenium driver, quit afterwards."""
+    chromedriver = require_tool("chromedriver", "the report is checked in a real browser")
+    require_tool("chromium", "the report is checked in a real browser")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1100", "--hide-scrollbars"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for daemons that must be told their port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def run_module(module: str, *args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:

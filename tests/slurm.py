@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import pytest
+from conftest import free_port, missing
 
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 LOCK = Path(tempfile.gettempdir()) / "edge-ai-tests-slurm.lock"  # one test cluster per host at a time
@@ -57,16 +57,7 @@ def slurm_problem() -> str | None:
 def require_slurm() -> None:
     problem = slurm_problem()
     if problem:
-        message = f"{problem}; .ci/run installs and runs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        missing(f"{problem}; .ci/run installs and runs it")
 
 
 def parse_jobcomp(text: str) -> list[dict[str, str]]:

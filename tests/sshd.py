@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import free_port, missing
 
 SSHD_PATH = "/usr/sbin/sshd"
 
@@ -33,16 +34,7 @@ def require_sshd() -> None:
     elif shutil.which("ssh-keygen") is None or shutil.which("ssh") is None:
         problem = "the OpenSSH client (ssh, ssh-keygen) is not installed"
     if problem:
-        message = f"{problem}; .ci/run installs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        missing(f"{problem}; .ci/run installs it")
 
 
 def make_key(path: Path) -> Path:

@@ -29,12 +29,11 @@ def test_groups_are_per_model_and_board():
 
 import json  # noqa: E402
 import re  # noqa: E402
-import shutil  # noqa: E402
 from html import unescape  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import require_tool  # noqa: E402
+from conftest import chromium  # noqa: E402
 from test_comparison import slow_onnx_model  # noqa: E402
 from test_run_identity import RUN, benchmark  # noqa: E402
 
@@ -111,20 +110,9 @@ def test_spread_warning_fires_on_spread_not_on_one_outlier():
 
 def open_in_chromium(page, screenshot=None):
     """Headless Chromium (Debian's, with its chromedriver) opens `page`; returns what a reader sees."""
-    chromedriver = require_tool("chromedriver", "the report is checked in a real browser")
-    require_tool("chromium", "the report is checked in a real browser")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1100", "--hide-scrollbars"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
+    with chromium() as driver:
         driver.get(page.resolve().as_uri())
         loaded = driver.execute_script("return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
         first_heading = driver.find_elements(By.TAG_NAME, "h2")[0].text
@@ -134,8 +122,6 @@ def open_in_chromium(page, screenshot=None):
         if screenshot is not None:
             driver.save_screenshot(str(screenshot))
         return seen
-    finally:
-        driver.quit()
 
 
 @pytest.mark.slow

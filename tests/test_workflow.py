@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, require_tool
+from conftest import REPO, chromium
 
 pytestmark = pytest.mark.slow
 
@@ -279,20 +279,9 @@ def test_the_pet_dataset_image_size_reaches_the_compiled_model(tmp_path):
 
 def test_report_renders_in_a_real_browser(workflow):
     """Headless Chromium (Debian's, driven by its chromedriver) opens the report file."""
-    chromedriver = require_tool("chromedriver", "the report is checked in a real browser")
-    require_tool("chromium", "the report is checked in a real browser")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
-    try:
+    with chromium() as driver:
         driver.get((workflow / "results" / "report.html").resolve().as_uri())
         assert driver.title == "edge-ai-tester report"
         rows = driver.find_elements(By.CSS_SELECTOR, "#summary tbody tr")
@@ -306,8 +295,6 @@ def test_report_renders_in_a_real_browser(workflow):
         loaded = driver.execute_script(
             "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
         assert all(loaded)
-    finally:
-        driver.quit()
 
 
 def _dry_run_in_repo(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
