@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DIGITS, KERAS_DIGITS, REPO, TORCH_DIGITS
+from conftest import DIGITS, KERAS_DIGITS, REPO, TORCH_DIGITS, missing
 
 from edge_ai_lib.boards import emulated
 from edge_ai_lib.core.agreement import agreement_with_host, is_emulated
@@ -62,9 +62,7 @@ def board():
     """The board up in a directory of its own (the shared cache's rootfs); removed at the end, even on failure."""
     problem = requirements_problem()
     if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"{problem}; .ci/run installs it")
-        pytest.skip(problem)
+        missing(f"{problem}; .ci/run installs it")
     provisioner = emulated.EmulatedBoardProvisioner(f"test-{os.getpid()}", port=0, log=print)
     started = time.monotonic()
     try:
