@@ -263,3 +263,21 @@ def test_a_run_on_an_emulated_board_is_marked_as_such(reports, tmp_path):
     html = page.read_text()
     assert html.count("emulated: timings are not arm hardware speed") >= 2  # the table's mark and the run's warning
     assert "emulated: timings" not in Path(reports["plain"]).read_text()
+
+
+def test_a_tuned_run_says_how_it_was_tuned(reports, tmp_path):
+    # The tuning record as TVMCompiler.describe() puts it in the compiled model's description (tests/test_tvm.py
+    # tunes for real); here only how the report and the summary carry it.
+    results = sorted(p for p in Path(reports["plain"]).parents[1].rglob("results/*.json") if "base" in str(p))
+    tuned = tmp_path / "tuned.json"
+    document = json.loads(results[0].read_text())
+    document["compiled_model"]["tuning"] = {"trials": 98, "seconds": 118.6, "capped": True}
+    tuned.write_text(json.dumps(document))
+    page = tmp_path / "report.html"
+    render_report([str(page), str(tuned), *map(str, results[1:])])
+    assert "Tuned with 98 measured trials in 119 s, stopped by its time cap" in page.read_text()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    tuning = sorted(((e["tuning_trials"], e["tuning_seconds"], e["tuning_capped"]) for e in summary.values()),
+                    key=lambda values: values[0] is None)
+    assert tuning == [(98, 118.6, True), (None, None, None)]
+    assert "Tuned with" not in Path(reports["plain"]).read_text()

@@ -118,14 +118,133 @@ def test_tuning_writes_a_database_that_a_second_compilation_reuses_without_measu
     assert second["tuning"] == first["tuning"]
 
 
+def two_layer_model(path, features=32, hidden=16, classes=8):
+    """relu(x @ W1 + b1) @ W2 + b2: two MetaSchedule tasks (two fused matmul/add operators)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {"W1": rng.random((features, hidden), dtype=np.float32), "b1": rng.random(hidden, dtype=np.float32),
+               "W2": rng.random((hidden, classes), dtype=np.float32), "b2": rng.random(classes, dtype=np.float32)}
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "W1"], ["h"]), helper.make_node("Add", ["h", "b1"], ["hb"]),
+         helper.make_node("Relu", ["hb"], ["r"]), helper.make_node("MatMul", ["r", "W2"], ["o"]),
+         helper.make_node("Add", ["o", "b2"], ["output"])], "two-layer",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, features])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes])],
+        [numpy_helper.from_array(value, name) for name, value in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def tuned_workloads(database):
+    """How many trials the database holds for each workload (task) it records."""
+    counts = {}
+    for line in (database / "database_tuning_record.json").read_text().splitlines():
+        if line.strip():
+            workload = json.loads(line)[0]
+            counts[workload] = counts.get(workload, 0) + 1
+    return counts
+
+
+def run_library(library, tmp_path, inputs):
+    from edge_ai_lib.runtimes.tvm import TVMRuntime
+
+    runtime = TVMRuntime(tmp_path / "received.so")
+    runtime.load_model(library)
+    runtime.set_inputs([inputs])
+    runtime.run()
+    return runtime.get_outputs()[0]
+
+
+@pytest.mark.slow
+def test_a_budget_without_a_per_task_limit_is_spread_over_every_task(tmp_path):
+    # MetaSchedule alone would give a 2-trial budget to the first task only.
+    source = two_layer_model(tmp_path / "model.onnx")
+    database = tmp_path / "tuning"
+    TVMCompiler(None, tmp_path / "model.so", tuning_trials=2, tuning_database=database).compile(source)
+    assert tuned_workloads(database) == {0: 1, 1: 1}
+
+
+@pytest.mark.slow
+def test_the_time_cap_stops_tuning_and_keeps_what_was_measured(tmp_path, monkeypatch):
+    import onnxruntime
+
+    import edge_ai_lib.compilers.tvm as tvm_compiler
+
+    class CapAfterOneTurn(tvm_compiler.TimeCap):
+        """The cap passes once the first task has had its turn (the real clock would make this a race)."""
+
+        checks = 0
+
+        def passed(self):
+            CapAfterOneTurn.checks += 1
+            if CapAfterOneTurn.checks > 1:
+                self.reached = True
+            return self.reached
+
+    monkeypatch.setattr(tvm_compiler, "TimeCap", CapAfterOneTurn)
+    source = two_layer_model(tmp_path / "model.onnx")
+    database = tmp_path / "tuning"
+    settings = {"tuning_trials": 8, "tuning_time_cap_s": 3600, "tuning_database": database}
+    compiler = TVMCompiler(None, tmp_path / "model.so", **settings)
+    described = compiler.compile_model(None, source)
+    record = json.loads((database / "tuning.json").read_text())
+    assert record["capped"] is True
+    # the first task's batch, sent before the cap, was measured and kept; the second task got no turn
+    # (4 trials each: the budget spread; the search may find fewer distinct candidates than that)
+    measured = tuned_workloads(database)
+    assert list(measured) == [0] and 1 <= measured[0] <= 4
+    assert described["tuning"]["trials"] == measured[0]
+    # the library (one task tuned, the other with the untuned schedule) computes what ONNX Runtime does
+    inputs = np.random.default_rng(1).random((1, 32), dtype=np.float32)
+    expected = onnxruntime.InferenceSession(str(source), providers=["CPUExecutionProvider"]).run(
+        None, {"input": inputs})[0]
+    np.testing.assert_allclose(run_library(compiler.compiled_model_path, tmp_path, inputs), expected, atol=1e-4)
+
+
+def test_a_time_cap_must_be_positive(tmp_path):
+    from edge_ai_lib.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="tuning-time-cap-s must be more than 0"):
+        TVMCompiler(None, tmp_path / "m.so", tuning_trials=2, tuning_time_cap_s=0)
+
+
 def test_a_tuning_database_is_made_for_one_model_target_and_budget(tmp_path):
-    source = celu_model(tmp_path / "model.onnx")
+    source = two_layer_model(tmp_path / "model.onnx")
     keys = [TVMCompiler(None, tmp_path / "m.so", **settings).tuning_key(source)
             for settings in ({"tuning_trials": 2}, {"tuning_trials": 3}, {"tuning_trials": 2, "mcpu": "skylake"},
                              {"tuning_trials": 2, "architecture": "aarch64"})]
     assert len({json.dumps(key, sort_keys=True) for key in keys}) == 4
-    source.write_bytes(source.read_bytes() + b" ")
-    assert TVMCompiler(None, tmp_path / "m.so", tuning_trials=2).tuning_key(source) != keys[0]
+
+
+def test_a_tuning_database_follows_the_operators_not_the_weights_or_the_exporters_names(tmp_path):
+    import onnx
+
+    def key(path):
+        return TVMCompiler(None, tmp_path / "m.so", tuning_trials=2).tuning_key(path)
+
+    original = key(two_layer_model(tmp_path / "a.onnx"))
+    model = onnx.load(str(tmp_path / "a.onnx"))
+    # retrained: other weight values
+    for tensor in model.graph.initializer:
+        tensor.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(tensor) * 2 + 1, tensor.name))
+    # exported again: tf2onnx names tensors and nodes differently from one export to the next
+    renamed = {name: f"t{index}" for index, name in enumerate(
+        [t.name for t in model.graph.initializer] + [o for n in model.graph.node for o in n.output][:-1])}
+    for tensor in model.graph.initializer:
+        tensor.name = renamed[tensor.name]
+    for index, node in enumerate(model.graph.node):
+        node.name = f"node{index}"
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        node.output[:] = [renamed.get(name, name) for name in node.output]
+    model.graph.name, model.producer_name = "export-2", "exporter 9.9"
+    onnx.save(model, str(tmp_path / "b.onnx"))
+    assert key(tmp_path / "b.onnx") == original
+    # other shapes are other operators
+    assert key(two_layer_model(tmp_path / "c.onnx", hidden=24)) != original
 
 
 def test_a_model_tvm_cannot_import_names_the_operator(tmp_path):

@@ -76,6 +76,9 @@ class TVMCompiler(ModelCompiler):
         MetaSchedule trials over the whole model; 0 does not tune.
     tuning_trials_per_task : int
         The most trials one task (one fused operator) gets; default: trials spread over the tasks.
+    tuning_time_cap_s : float
+        Tuning stops after this many seconds with the trials measured so far (the database records
+        that it was capped); MetaSchedule itself has no time limit.
     tuning_database : Path
         The tuning database's directory: written by the first tuning, reused while the model and target
         are the same (the workflow makes it its own output).
@@ -91,7 +94,10 @@ class TVMCompiler(ModelCompiler):
         Argument("pipeline", str, "reorder", "Schedules of untuned operators", choices=PIPELINES),
         Argument("batch_size", int, 1, "Batch size the library is compiled for"),
         Argument("tuning_trials", int, 0, "MetaSchedule tuning trials over the model (0: no tuning)"),
-        Argument("tuning_trials_per_task", int, None, "The most trials per tuning task"),
+        Argument("tuning_trials_per_task", int, None, "The most trials per tuning task (default: the trials "
+                 "spread evenly over the tasks)"),
+        Argument("tuning_time_cap_s", float, None, "Stop tuning after this many seconds, keeping the trials "
+                 "measured so far (default: no cap)"),
         Argument("tuning_database", Path, None, "Directory of the tuning database (default: beside the library)"),
     )
     accepted_frameworks = ("onnx",)
@@ -107,6 +113,8 @@ class TVMCompiler(ModelCompiler):
             raise ConfigurationError(f"--batch-size must be 1 or more, not {self.batch_size}")
         if self.tuning_trials < 0:
             raise ConfigurationError(f"--tuning-trials must be 0 (no tuning) or more, not {self.tuning_trials}")
+        if self.tuning_time_cap_s is not None and self.tuning_time_cap_s <= 0:
+            raise ConfigurationError(f"--tuning-time-cap-s must be more than 0 seconds, not {self.tuning_time_cap_s}")
 
     def get_framework_and_version(self) -> tuple[str, str]:
         import tvm
@@ -275,25 +283,56 @@ class TVMCompiler(ModelCompiler):
             return Path(self.tuning_database)
         return self.compiled_model_path.with_name(self.compiled_model_path.stem + "-tuning")
 
+    def tuning_tasks(self, mod, target):
+        """The module prepared as Relax's "static_shape_tuning" pipeline prepares it, and MetaSchedule's
+        tasks in it (one per fused operator)."""
+        import tvm
+        from tvm import relax
+        from tvm.s_tir import meta_schedule
+
+        with tvm.transform.PassContext(opt_level=self.opt_level), target:
+            prepared = tvm.transform.Sequential([
+                relax.transform.DecomposeOpsForInference(),
+                relax.transform.CanonicalizeBindings(),
+                relax.get_pipeline("zero"),
+            ])(mod)
+            return prepared, meta_schedule.relax_integration.extract_tasks(prepared, target, {})
+
+    def key_of_tasks(self, tasks) -> dict[str, Any]:
+        """What a tuning database is made for: the tasks' operators (structure and shapes, as MetaSchedule
+        tells workloads apart), the target and the budget. Neither the weights' values nor the names an
+        exporter gives tensors (tf2onnx's differ from one export to the next) are in it, so a model
+        exported again or retrained reuses its database; reuse cannot give wrong results, as MetaSchedule
+        applies a record only to an operator of the same structure."""
+        import tvm_ffi
+
+        operators = sorted((format(tvm_ffi.structural_hash(task.dispatched[0]), "x"), task.weight) for task in tasks)
+        return {"tasks_sha256": hashlib.sha256(json.dumps(operators).encode()).hexdigest(), "tasks": len(tasks),
+                "target": self.target_description(), "batch_size": self.batch_size,
+                "tuning_trials": self.tuning_trials, "tuning_trials_per_task": self.tuning_trials_per_task,
+                "tuning_time_cap_s": self.tuning_time_cap_s}
+
     def tuning_key(self, input_model_path: Path) -> dict[str, Any]:
-        """What a tuning database was made for: the model's content, the target, the trial budget."""
-        digest = hashlib.sha256(Path(input_model_path).read_bytes()).hexdigest()
-        return {"model_sha256": digest, "target": self.target_description(), "batch_size": self.batch_size,
-                "tuning_trials": self.tuning_trials, "tuning_trials_per_task": self.tuning_trials_per_task}
+        """The key (see `key_of_tasks`) of the model at `input_model_path`."""
+        target = self.target()
+        return self.key_of_tasks(self.tuning_tasks(self.import_model(input_model_path), target)[1])
 
     def tune(self, input_model_path: Path, mod=None, target=None) -> dict[str, Any]:
         """Tune the model with MetaSchedule into `database_directory`, unless it holds this tuning already.
 
         Returns the tuning's record (`tuning.json` in the database's directory): what it was made for,
-        the trials measured and how long it took. A database made for another model, target or budget is
+        the trials measured, how long it took and whether the time cap stopped it (`reused` added when
+        the database was there already). A database made for other operators, target or budget is
         replaced.
         """
-        from tvm import relax
-
         target = target or self.target()
+        if mod is None:
+            mod = self.import_model(input_model_path)
+        start = time.perf_counter()
+        _, tasks = self.tuning_tasks(mod, target)
         directory = self.database_directory
         record_path = directory / "tuning.json"
-        key = self.tuning_key(input_model_path)
+        key = self.key_of_tasks(tasks)
         if record_path.is_file():
             try:
                 record = json.loads(record_path.read_text())
@@ -301,23 +340,51 @@ class TVMCompiler(ModelCompiler):
                 record = {}
             if record.get("key") == key and (directory / "database_tuning_record.json").is_file():
                 log.info("reusing the tuning database %s (%s measured trials)", directory, record.get("trials"))
-                return record
-        if mod is None:
-            mod = self.import_model(input_model_path)
+                return {**record, "reused": True}
         if directory.exists():
             shutil.rmtree(directory)
         directory.mkdir(parents=True)
-        start = time.perf_counter()
         import tvm
+        from tvm.s_tir import meta_schedule
 
         print(f"tuning with MetaSchedule: {self.tuning_trials} trials for {self.target_description()} "
               f"(logs in {directory})", flush=True)
-        with tvm.transform.PassContext(opt_level=self.opt_level):
-            relax.get_pipeline("static_shape_tuning", total_trials=self.tuning_trials, target=target,
-                               work_dir=str(directory), max_trials_per_task=self.tuning_trials_per_task)(mod)
-        record = {"key": key, "trials": count_records(directory), "seconds": time.perf_counter() - start}
+        # MetaSchedule with a builder whose workers live for the whole tuning (see `tuning_builder`) and a
+        # scheduler that keeps the time cap (see `capped_task_scheduler`).
+        builder = tuning_builder()
+        cap = TimeCap(self.tuning_time_cap_s)
+        # MetaSchedule rebuilds its loggers' configuration by handler name and fails on an unnamed handler
+        # that someone else attached to its logger (pytest does): set those aside while it tunes.
+        schedule_logger = logging.getLogger("tvm.s_tir.meta_schedule")
+        unnamed = [handler for handler in schedule_logger.handlers if handler.get_name() is None]
+        for handler in unnamed:
+            schedule_logger.removeHandler(handler)
+        try:
+            with tvm.transform.PassContext(opt_level=self.opt_level), target:
+                integration = meta_schedule.relax_integration
+                # MetaSchedule gives the tasks their trials in order, so without a per-task limit the first
+                # tasks would take the whole budget (the convolutions, last, none): spread it evenly.
+                per_task = self.tuning_trials_per_task or max(1, -(-self.tuning_trials // max(1, len(tasks))))
+                print(f"{len(tasks)} tuning tasks, at most {per_task} trials each", flush=True)
+                if per_task * len(tasks) > self.tuning_trials:
+                    log.warning("%d tasks x %d trials per task is more than the %d trials of the budget: tasks "
+                                "take turns in order, so the last %d get none. Raise tuning_trials to %d or "
+                                "leave tuning_trials_per_task out (the budget is then spread evenly)",
+                                len(tasks), per_task, self.tuning_trials,
+                                len(tasks) - -(-self.tuning_trials // per_task), per_task * len(tasks))
+                contexts, weights = integration.extracted_tasks_to_tune_contexts(tasks, str(directory))
+                meta_schedule.tune_tasks(tasks=contexts, task_weights=weights, work_dir=str(directory),
+                                         max_trials_global=self.tuning_trials, max_trials_per_task=per_task,
+                                         builder=builder, task_scheduler=capped_task_scheduler(cap))
+        finally:
+            builder.close()
+            for handler in unnamed:
+                schedule_logger.addHandler(handler)
+        record = {"key": key, "trials": count_records(directory), "seconds": time.perf_counter() - start,
+                  "capped": cap.reached}
         record_path.write_text(json.dumps(record, indent=2) + "\n")
-        print(f"tuned in {record['seconds']:.0f} s: {record['trials']} measured trials", flush=True)
+        print(f"tuned in {record['seconds']:.0f} s: {record['trials']} measured trials"
+              + (f" (stopped by the {self.tuning_time_cap_s:.0f} s cap)" if cap.reached else ""), flush=True)
         return record
 
     def describe(self) -> dict[str, Any]:
@@ -326,7 +393,8 @@ class TVMCompiler(ModelCompiler):
         record = self.database_directory / "tuning.json"
         if self.tuning_trials > 0 and record.is_file():
             tuning = json.loads(record.read_text())
-            described["tuning"] = {"trials": tuning.get("trials"), "seconds": tuning.get("seconds")}
+            described["tuning"] = {"trials": tuning.get("trials"), "seconds": tuning.get("seconds"),
+                                   "capped": tuning.get("capped", False)}
         return described
 
 
@@ -376,6 +444,130 @@ def reorder_loops(function):
         except s_tir.ScheduleError:
             schedule = attempt
     return schedule.mod["main"]
+
+
+# The builder's per-candidate limit. MetaSchedule's own LocalBuilder allows 30 s, but starts new worker
+# processes for every batch, and each one's first build imports TVM's tensor intrinsics (20-40 s on a
+# loaded 2-core machine): its builds then time out and tuning measures nothing.
+BUILD_TIMEOUT_S = 120.0
+# Workers are replaced after this many builds (MetaSchedule restarts its pool for a memory leak).
+BUILDS_PER_WORKER = 64
+
+
+def tuning_builder(max_workers: int | None = None, timeout_s: float = BUILD_TIMEOUT_S):
+    """A MetaSchedule builder whose worker processes are started once and kept for the whole tuning.
+
+    Each candidate is built in a worker (a crash or hang costs that candidate, not the tuning) without
+    TVM's tensor intrinsics, which only a build that needs them imports. On a loaded 2-core machine this
+    took a digits CNN's batch of candidates from about 28 s to a few; see docs/tvm.md.
+    """
+    import os
+
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.support.popen_pool import PopenPoolExecutor, StatusKind
+
+    workers = max_workers or len(os.sched_getaffinity(0))
+
+    @derived_object
+    class KeptWorkersBuilder(PyBuilder):
+        def __init__(self):
+            super().__init__()
+            self.pool = PopenPoolExecutor(max_workers=workers, timeout=timeout_s,
+                                          maximum_process_uses=BUILDS_PER_WORKER)
+
+        def build(self, build_inputs):
+            results = []
+            jobs = [(item.mod, item.target) for item in build_inputs]
+            for outcome in self.pool.map_with_error_catching(lambda job: build_candidate(*job), jobs):
+                if outcome.status == StatusKind.COMPLETE:
+                    results.append(BuilderResult(outcome.value, None))
+                elif outcome.status == StatusKind.TIMEOUT:
+                    results.append(BuilderResult(None, f"build not finished within {timeout_s:.0f} s"))
+                else:
+                    results.append(BuilderResult(None, f"build failed: {outcome.value}"))
+            return results
+
+        def close(self):
+            self.pool.shutdown()
+
+    return KeptWorkersBuilder()
+
+
+class TimeCap:
+    """When a MetaSchedule tuning must stop: after `seconds` (None: never), counted from its creation."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.started = time.perf_counter()
+        self.reached = False
+
+    def passed(self) -> bool:
+        if self.seconds is not None and not self.reached and time.perf_counter() - self.started >= self.seconds:
+            self.reached = True
+            print(f"tuning time cap of {self.seconds:.0f} s reached: keeping the trials measured so far", flush=True)
+        return self.reached
+
+
+def capped_task_scheduler(cap: TimeCap):
+    """MetaSchedule's round-robin task scheduler that hands out no further task once `cap` has passed.
+
+    Tasks take turns; a task's previous batch is collected (measured, added to the database) before it
+    gets another, and a stop at the cap keeps all that was measured: the tuning's last step collects
+    the batches still out.
+    MetaSchedule's own schedulers have no time limit, and a measure callback could not stop one in time
+    (callbacks run only when a task's results are collected, which its gradient scheduler defers to the
+    end of its first pass over all tasks).
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.task_scheduler import PyTaskScheduler
+
+    @derived_object
+    class CappedRoundRobin(PyTaskScheduler):
+        def __init__(self):
+            super().__init__()
+            self.last = -1
+            self.sent: set[int] = set()  # tasks given out whose batch has not been collected yet
+
+        def next_task_id(self) -> int:
+            scheduler = self._outer()
+            count = len(scheduler.tasks_)
+            if scheduler.remaining_tasks_ == 0 or cap.passed():
+                return -1
+            for _ in range(count):
+                self.last = (self.last + 1) % count
+                if not scheduler.tasks_[self.last].is_terminated:
+                    if self.last in self.sent:  # its last batch: collected (measured, into the database) first
+                        self.sent.discard(self.last)
+                        scheduler.join_running_task(self.last)
+                        if scheduler.tasks_[self.last].is_terminated:
+                            continue
+                    self.sent.add(self.last)
+                    return self.last
+            return -1
+
+    return CappedRoundRobin()
+
+
+def build_candidate(mod, target) -> str:
+    """One tuning candidate built and archived for MetaSchedule's runner (runs in a builder worker)."""
+    import os
+    import tempfile
+
+    from tvm.driver import build
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+    from tvm.support.tar import tar
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    try:
+        library = build(mod, target=target)
+    except Exception:  # a schedule using a tensor intrinsic needs them registered: import once, retry
+        import tvm.s_tir.tensor_intrin  # noqa: F401
+
+        library = build(mod, target=target)
+    path = os.path.join(tempfile.mkdtemp(prefix="edge-ai-tvm-candidate-"), "candidate." + tar.output_format)
+    library.export_library(path, fcompile=tar)
+    return path
 
 
 def count_records(directory: Path) -> int:

@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {error}; not tuned (its compilation records the failure)", file=sys.stderr)
         return
     print(f"tuning database {compiler.database_directory}: {record['trials']} measured trials, "
-          f"{record['seconds']:.0f} s")
+          f"{record['seconds']:.0f} s" + (", stopped by the time cap" if record.get("capped") else "")
+          + (" (made earlier for this model, target and budget: reused)" if record.get("reused") else ""))
 
 
 if __name__ == "__main__":
