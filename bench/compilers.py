@@ -4,8 +4,8 @@ Models: the default config's digits CNNs (Keras, PyTorch) and MobileNetV2 0.35/9
 not depend on the weights), built as bench/run_bench.py builds them. Variants: TFLite float32 and int8,
 ONNX Runtime, TVM untuned (and the steps that make it fast: TVM's default Relax pipeline as it is, then
 our loop reordering for a generic x86-64 CPU, then for this CPU's exact mcpu) and TVM tuned with
-MetaSchedule (a trial budget, and a time cap per model; the databases are kept in results/bench/tvm-tuning
-so a second run does not tune again).
+MetaSchedule (at most 16 trials per task, 640 in all, and a 600 s cap per model; the databases are kept in
+results/bench/tvm-tuning, keyed by the models' operators, so a second run does not tune again).
 
 Each figure is measured in `--rounds` rounds (variants interleaved within a round, so drifting load hits
 all alike); a round's figure is the median of `--calls` timed runtime calls after a warm-up. The table
