@@ -340,8 +340,10 @@ def test_a_terminated_scenario_unwinds_and_says_so(tmp_path, silent_mirror, sign
     mirror = f"http://127.0.0.1:{silent_mirror.getsockname()[1]}"
     command = (f"exec {sys.executable} -m edge_ai_lib.scenarios.dataset_preparation {PET_DATASET} "
                f"--dataset-root {tmp_path / 'pets'} --dataset-mirror {mirror}")
+    # The scenario leaves a signal alone that its parent ignored (as under nohup, which keeps SIGHUP from
+    # it by design): start it as an ordinary shell would, even when the test run itself is under nohup.
     process = subprocess.Popen(["bash", "-c", command], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))
     try:
         connection, _ = silent_mirror.accept()  # the scenario is now blocked in its download
         with connection:
