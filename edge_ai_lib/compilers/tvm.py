@@ -284,8 +284,8 @@ class TVMCompiler(ModelCompiler):
         return self.compiled_model_path.with_name(self.compiled_model_path.stem + "-tuning")
 
     def tuning_tasks(self, mod, target):
-        """The module prepared as Relax's "static_shape_tuning" pipeline prepares it, and MetaSchedule's
-        tasks in it (one per fused operator)."""
+        """MetaSchedule's tasks (one per fused operator) in the module, prepared as Relax's
+        "static_shape_tuning" pipeline prepares it."""
         import tvm
         from tvm import relax
         from tvm.s_tir import meta_schedule
@@ -296,7 +296,7 @@ class TVMCompiler(ModelCompiler):
                 relax.transform.CanonicalizeBindings(),
                 relax.get_pipeline("zero"),
             ])(mod)
-            return prepared, meta_schedule.relax_integration.extract_tasks(prepared, target, {})
+            return meta_schedule.relax_integration.extract_tasks(prepared, target, {})
 
     def key_of_tasks(self, tasks) -> dict[str, Any]:
         """What a tuning database is made for: the tasks' operators (structure and shapes, as MetaSchedule
@@ -315,7 +315,7 @@ class TVMCompiler(ModelCompiler):
     def tuning_key(self, input_model_path: Path) -> dict[str, Any]:
         """The key (see `key_of_tasks`) of the model at `input_model_path`."""
         target = self.target()
-        return self.key_of_tasks(self.tuning_tasks(self.import_model(input_model_path), target)[1])
+        return self.key_of_tasks(self.tuning_tasks(self.import_model(input_model_path), target))
 
     def tune(self, input_model_path: Path, mod=None, target=None) -> dict[str, Any]:
         """Tune the model with MetaSchedule into `database_directory`, unless it holds this tuning already.
@@ -329,7 +329,7 @@ class TVMCompiler(ModelCompiler):
         if mod is None:
             mod = self.import_model(input_model_path)
         start = time.perf_counter()
-        _, tasks = self.tuning_tasks(mod, target)
+        tasks = self.tuning_tasks(mod, target)
         directory = self.database_directory
         record_path = directory / "tuning.json"
         key = self.key_of_tasks(tasks)
