@@ -203,6 +203,7 @@ def summary_entry(run: Run, agreement: dict[str, Any] | None = None) -> dict[str
         return entry
     stats = document["performance"]["statistics"]
     compiled = document.get("compiled_model") or {}
+    tuning = compiled.get("tuning") or {}
     overhead = document.get("protocol_overhead") or {}
     session = document.get("session") or {}
     dataset = document["dataset"]
@@ -217,9 +218,8 @@ def summary_entry(run: Run, agreement: dict[str, Any] | None = None) -> dict[str
         "session_samples_per_second": session.get("samples_per_second"),
         "compiled_size_bytes": compiled.get("size_bytes") or None,
         "load_time_ms": _milliseconds(compiled.get("load_time_s")),
-        "tuning_trials": (compiled.get("tuning") or {}).get("trials"),
-        "tuning_seconds": (compiled.get("tuning") or {}).get("seconds"),
-        "tuning_capped": (compiled.get("tuning") or {}).get("capped"),
+        "tuning_trials": tuning.get("trials"), "tuning_seconds": tuning.get("seconds"),
+        "tuning_capped": tuning.get("capped"),
         "cold_first_inference_ms": _milliseconds(document["performance"].get("cold_first_inference_s")),
         "protocol_overhead_median_ms": _milliseconds(overhead.get("median_s")),
         "reference_accuracy": None, "accuracy_change_vs_framework": None, "top1_agreement": None,
